@@ -1,0 +1,223 @@
+#!/usr/bin/env node
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { deploy, summarize } from '../deploy/deploy.js';
+import { InventoryError } from '../inventory/errors.js';
+import { generatePasswords } from '../inventory/genpwd.js';
+import { renderLabInventory } from '../inventory/lab-inventory.js';
+import { loadDeployment } from '../inventory/load.js';
+import {
+  DEFAULT_LAB,
+  DEFAULT_SUBNET,
+  crashHost,
+  labConfigDir,
+  labDown,
+  labHost,
+  labStatus,
+  labUp,
+  powerOnHost,
+  readLabState,
+  setLink,
+  subnetPrefix,
+} from '../lab/lab.js';
+import { clusterProblems, clusterStatus, formatStatus } from '../ops/status.js';
+
+const program = new Command();
+program
+  .name('stackha')
+  .description('Deploy, operate and prove a highly available OpenStack control plane (Kolla HA spec)')
+  .option('--lab <name>', 'lab whose inventory to use (its config dir is /etc/stackha/<name>)', DEFAULT_LAB)
+  .option(
+    '-c, --config-dir <dir>',
+    'directory holding multinode, globals.yml and passwords.yml (overrides --lab)',
+  );
+
+function configDir(): string {
+  const o = program.opts<{ lab: string; configDir?: string }>();
+  return o.configDir ?? process.env.STACKHA_CONFIG_DIR ?? labConfigDir(o.lab);
+}
+
+function lab(): string {
+  return program.opts<{ lab: string }>().lab;
+}
+
+program
+  .command('genpwd')
+  .description('create the missing passwords in passwords.yml (random, mode 0600); existing ones are kept')
+  .option('-p, --passwords <file>', 'passwords file (default: <config dir>/passwords.yml)')
+  .action((o: { passwords?: string }) => {
+    const file = o.passwords ?? join(configDir(), 'passwords.yml');
+    const r = generatePasswords(file);
+    console.log(
+      r.created.length
+        ? `${file}: created ${r.created.join(', ')}; kept ${r.kept}`
+        : `${file}: nothing to create; kept ${r.kept}`,
+    );
+  });
+
+program
+  .command('check')
+  .description('validate the inventory, globals.yml and passwords.yml; every problem is listed')
+  .action(() => {
+    const dep = loadDeployment(configDir());
+    console.log(
+      `${configDir()}: ${dep.hosts.length} hosts, VIP ${dep.globals.internalVip}, profile ${dep.tuning.profile}: OK`,
+    );
+  });
+
+program
+  .command('deploy')
+  .description(
+    'deploy memcached, Galera, RabbitMQ, HAProxy and keepalived; a re-run with nothing changed changes nothing',
+  )
+  .action(async () => {
+    const dep = loadDeployment(configDir());
+    const report = await deploy(dep);
+    console.log(summarize(report.results));
+    console.log(
+      report.changed
+        ? `deployed in ${report.seconds.toFixed(1)} s`
+        : `nothing changed, nothing restarted (${report.seconds.toFixed(1)} s)`,
+    );
+  });
+
+program
+  .command('status')
+  .description('per host and service: Galera, RabbitMQ, HAProxy backends, the VIP holder, memcached')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { json?: boolean }) => {
+    const dep = loadDeployment(configDir());
+    const s = await clusterStatus(dep);
+    const problems = clusterProblems(dep, s);
+    if (o.json) console.log(JSON.stringify({ ...s, problems }, null, 2));
+    else console.log(formatStatus(dep, s));
+    if (problems.length > 0) process.exitCode = 3;
+  });
+
+const labCmd = program
+  .command('lab')
+  .description('the embedded lab: hosts as network namespaces on this machine');
+
+labCmd
+  .command('up')
+  .description(
+    'create the lab (switch, hosts, client, blackhole route) and write its inventory if there is none',
+  )
+  .addOption(new Option('--hosts <n>', 'number of hosts').default('3'))
+  .option('--subnet <cidr>', 'lab subnet (a /24 that is not the machine’s own)', DEFAULT_SUBNET)
+  .action(async (o: { hosts: string; subnet: string }) => {
+    const state = await labUp({ name: lab(), hostCount: Number(o.hosts), subnet: o.subnet });
+    const dir = labConfigDir(lab());
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const inv = renderLabInventory({
+      lab: lab(),
+      hostCount: state.hosts.length,
+      subnetPrefix: subnetPrefix(o.subnet),
+    });
+    for (const [file, content] of [
+      ['multinode', inv.multinode],
+      ['globals.yml', inv.globals],
+    ] as const) {
+      const path = join(dir, file);
+      if (!existsSync(path)) {
+        writeFileSync(path, content);
+        console.log(`wrote ${path}`);
+      } else console.log(`kept ${path} (yours to edit)`);
+    }
+    const pw = generatePasswords(join(dir, 'passwords.yml'));
+    if (pw.created.length)
+      console.log(`${join(dir, 'passwords.yml')}: created ${pw.created.length} passwords (mode 0600)`);
+    console.log(
+      `lab ${state.name} up: ${state.hosts.map((h) => `${h.name}=${h.address}`).join(' ')} client=${state.client.address}`,
+    );
+  });
+
+labCmd
+  .command('down')
+  .description('end every lab process, remove namespaces, hosts files, the route and host data')
+  .option('--purge', 'also remove the lab inventory in /etc/stackha/<lab>')
+  .action(async (o: { purge?: boolean }) => {
+    const removed = await labDown(lab(), o.purge ? { purge: true } : {});
+    console.log(
+      removed.length ? `lab ${lab()} down: removed ${removed.join(', ')}` : `lab ${lab()}: nothing to remove`,
+    );
+  });
+
+labCmd
+  .command('status')
+  .description('namespaces, processes and memory of the lab')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { json?: boolean }) => {
+    const s = await labStatus(lab());
+    if (o.json) {
+      console.log(JSON.stringify(s, null, 2));
+      return;
+    }
+    console.log(`lab ${s.name}: ${s.exists ? 'up' : 'not up'}; route ${s.route ?? 'none'}`);
+    for (const n of s.namespaces)
+      console.log(
+        `  ${n.ns.padEnd(18)} ${String(n.processes).padStart(3)} processes ${(n.rssKiB / 1024).toFixed(0).padStart(5)} MiB`,
+      );
+    console.log(`  total ${(s.totalRssKiB / 1024).toFixed(0)} MiB resident`);
+  });
+
+function requireLab() {
+  const state = readLabState(lab());
+  if (!state) throw new Error(`lab ${lab()} is not up`);
+  return state;
+}
+
+const fault = labCmd
+  .command('fault')
+  .description('fault primitives: kill a service, crash a host, cut a link');
+fault
+  .command('kill <host> <daemon>')
+  .description(
+    'signal one tracked daemon (mariadb, galera-health, rabbitmq, epmd, haproxy, keepalived, memcached)',
+  )
+  .option('-s, --signal <sig>', 'signal', 'SIGKILL')
+  .action(async (host: string, daemon: string, o: { signal: string }) => {
+    const ok = await labHost(requireLab(), host).signalDaemon(daemon, o.signal as NodeJS.Signals);
+    if (!ok) throw new Error(`${daemon} is not running on ${host}`);
+    console.log(`sent ${o.signal} to ${daemon} on ${host}`);
+  });
+fault
+  .command('crash <host>')
+  .description('power loss: kill every process of the host and take its link down')
+  .action(async (host: string) => {
+    const n = await crashHost(requireLab(), host);
+    console.log(
+      `${host} crashed: ${n} processes killed, link down (bring it back with \`lab fault poweron ${host}\`)`,
+    );
+  });
+fault
+  .command('poweron <host>')
+  .description('bring a crashed host back: link up, only its own address, no daemons')
+  .action(async (host: string) => {
+    await powerOnHost(requireLab(), host);
+    console.log(`${host} powered on (run \`stackha deploy\` to start its services)`);
+  });
+fault
+  .command('cut <host>')
+  .description('cut the host off the lab switch (silent drop)')
+  .action(async (host: string) => {
+    await setLink(requireLab(), host, false);
+    console.log(`${host} cut off`);
+  });
+fault
+  .command('restore <host>')
+  .description('restore a cut link')
+  .action(async (host: string) => {
+    await setLink(requireLab(), host, true);
+    console.log(`${host} link restored`);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof InventoryError) {
+    console.error(err.message);
+    process.exit(2);
+  }
+  console.error(`stackha: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,51 @@
+import type { ExecOptions, ExecResult } from '../util/exec.js';
+
+/** A long-running process stackha starts and tracks by pid on a host. */
+export interface DaemonSpec {
+  /** Stable name, unique per host: `mariadb`, `rabbitmq`, `haproxy`, ... */
+  readonly name: string;
+  readonly argv: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  /** Host path of the file that receives the daemon's stdout and stderr. */
+  readonly logFile: string;
+}
+
+export interface WriteOptions {
+  /** File mode, e.g. 0o600 for anything holding a secret. */
+  readonly mode?: number;
+  /** Owner user name (e.g. `mysql`); root when omitted. */
+  readonly owner?: string;
+}
+
+/**
+ * Everything stackha does to a machine goes through a Host: the lab implementation runs in a network namespace
+ * with its files under a per-host root directory; a real host would be reached over SSH with root `/`.
+ * Paths given to a Host are host paths (`/etc/mysql/my.cnf`); `path()` turns one into the path on this machine.
+ */
+export interface Host {
+  readonly name: string;
+  /** The host's internal address. */
+  readonly address: string;
+  /** The path on the machine where `hostPath` of this host lives (the lab prefixes the host's root). */
+  path(hostPath: string): string;
+  /** Runs argv on the host; resolves with the result whatever the exit code. */
+  exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Runs argv on the host; rejects with a CommandError naming the host when it exits non-zero. */
+  run(argv: readonly string[], opts?: ExecOptions): Promise<string>;
+  readFile(hostPath: string): Promise<string | undefined>;
+  /** Writes atomically (temporary file + rename), creating parent directories. */
+  writeFile(hostPath: string, content: string, opts?: WriteOptions): Promise<void>;
+  mkdir(hostPath: string, opts?: WriteOptions): Promise<void>;
+  exists(hostPath: string): Promise<boolean>;
+  remove(hostPath: string): Promise<void>;
+  /** Starts a daemon in the foreground of its own process group and records its pid. */
+  startDaemon(spec: DaemonSpec): Promise<number>;
+  /** Signals the daemon's process group and waits until it is gone (SIGKILL after timeoutMs). */
+  stopDaemon(name: string, opts?: { signal?: NodeJS.Signals; timeoutMs?: number }): Promise<boolean>;
+  /** Sends a signal to the daemon's process group without waiting (fault injection). */
+  signalDaemon(name: string, signal: NodeJS.Signals): Promise<boolean>;
+  /** The pid of the tracked daemon if it is alive (not a zombie), else undefined. */
+  daemonPid(name: string): Promise<number | undefined>;
+  /** Opens a TCP connection from this host; true when it is accepted within timeoutMs. */
+  tcpConnect(address: string, port: number, timeoutMs?: number): Promise<boolean>;
+}

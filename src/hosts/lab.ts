@@ -1,0 +1,178 @@
+import { spawn } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { CommandError, type ExecOptions, type ExecResult, execArgv } from '../util/exec.js';
+import { sleep } from '../util/wait.js';
+import type { DaemonSpec, Host, WriteOptions } from './host.js';
+import { isAlive, procStat, signalGroup } from './proc.js';
+
+/** Owner name -> uid/gid from /etc/passwd (the lab shares the machine's users). */
+export function lookupUser(name: string): { uid: number; gid: number } {
+  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && f[2] !== undefined && f[3] !== undefined)
+      return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  throw new Error(`no user ${name} on this machine`);
+}
+
+/**
+ * A lab host: a network namespace `<lab>-<host>` whose files live under `root` on this machine.
+ * Commands run through `ip netns exec`, which also bind-mounts /etc/netns/<ns>/hosts over /etc/hosts.
+ */
+export class LabHost implements Host {
+  constructor(
+    readonly name: string,
+    readonly address: string,
+    readonly namespace: string,
+    readonly root: string,
+  ) {}
+
+  path(hostPath: string): string {
+    return join(this.root, hostPath);
+  }
+
+  exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+    return execArgv(['ip', 'netns', 'exec', this.namespace, ...argv], opts);
+  }
+
+  async run(argv: readonly string[], opts?: ExecOptions): Promise<string> {
+    const r = await this.exec(argv, opts);
+    if (r.code !== 0) throw new CommandError(r, this.name);
+    return r.stdout;
+  }
+
+  async readFile(hostPath: string): Promise<string | undefined> {
+    try {
+      return readFileSync(this.path(hostPath), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  async writeFile(hostPath: string, content: string, opts: WriteOptions = {}): Promise<void> {
+    const target = this.path(hostPath);
+    mkdirSync(dirname(target), { recursive: true });
+    const tmp = `${target}.stackha-tmp`;
+    // Created with the final mode so a secret is never readable by others, even for a moment.
+    writeFileSync(tmp, content, { mode: opts.mode ?? 0o644 });
+    if (opts.owner) {
+      const { uid, gid } = lookupUser(opts.owner);
+      chownSync(tmp, uid, gid);
+    }
+    renameSync(tmp, target);
+  }
+
+  async mkdir(hostPath: string, opts: WriteOptions = {}): Promise<void> {
+    const target = this.path(hostPath);
+    // Parents traversable by every daemon user; only the leaf gets the requested mode.
+    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+    mkdirSync(target, { recursive: true });
+    chmodSync(target, opts.mode ?? 0o755);
+    if (opts.owner) {
+      const { uid, gid } = lookupUser(opts.owner);
+      chownSync(target, uid, gid);
+    }
+  }
+
+  async exists(hostPath: string): Promise<boolean> {
+    return existsSync(this.path(hostPath));
+  }
+
+  async remove(hostPath: string): Promise<void> {
+    rmSync(this.path(hostPath), { recursive: true, force: true });
+  }
+
+  private pidFile(name: string): string {
+    return this.path(`/run/stackha/${name}.pid`);
+  }
+
+  private readPid(name: string): { pid: number; startTime: string } | undefined {
+    try {
+      const [pid, startTime] = readFileSync(this.pidFile(name), 'utf8').trim().split(' ');
+      if (!pid || !startTime) return undefined;
+      return { pid: Number(pid), startTime };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async startDaemon(spec: DaemonSpec): Promise<number> {
+    const running = await this.daemonPid(spec.name);
+    if (running !== undefined) return running;
+    const log = this.path(spec.logFile);
+    mkdirSync(dirname(log), { recursive: true });
+    mkdirSync(dirname(this.pidFile(spec.name)), { recursive: true });
+    const fd = openSync(log, 'a', 0o640);
+    try {
+      // detached: the daemon leads its own session and process group, so it is ended by pgid, never by name.
+      const child = spawn('ip', ['netns', 'exec', this.namespace, ...spec.argv], {
+        detached: true,
+        stdio: ['ignore', fd, fd],
+        env: { ...process.env, ...spec.env },
+      });
+      const pid = child.pid;
+      if (pid === undefined) throw new Error(`${this.name}: could not start ${spec.name}`);
+      child.unref();
+      const st = procStat(pid);
+      writeFileSync(this.pidFile(spec.name), `${pid} ${st?.startTime ?? '0'}\n`);
+      return pid;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  async daemonPid(name: string): Promise<number | undefined> {
+    const rec = this.readPid(name);
+    if (!rec) return undefined;
+    return isAlive(rec.pid, rec.startTime) ? rec.pid : undefined;
+  }
+
+  async signalDaemon(name: string, signal: NodeJS.Signals): Promise<boolean> {
+    const pid = await this.daemonPid(name);
+    if (pid === undefined) return false;
+    return signalGroup(pid, signal);
+  }
+
+  async stopDaemon(
+    name: string,
+    opts: { signal?: NodeJS.Signals; timeoutMs?: number } = {},
+  ): Promise<boolean> {
+    const rec = this.readPid(name);
+    if (!rec || !isAlive(rec.pid, rec.startTime)) {
+      rmSync(this.pidFile(name), { force: true });
+      return false;
+    }
+    signalGroup(rec.pid, opts.signal ?? 'SIGTERM');
+    const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+    while (isAlive(rec.pid, rec.startTime)) {
+      if (Date.now() > deadline) {
+        signalGroup(rec.pid, 'SIGKILL');
+        await sleep(200);
+        break;
+      }
+      await sleep(100);
+    }
+    rmSync(this.pidFile(name), { force: true });
+    return true;
+  }
+
+  async tcpConnect(address: string, port: number, timeoutMs = 2000): Promise<boolean> {
+    const secs = (timeoutMs / 1000).toFixed(1);
+    const r = await this.exec(['timeout', secs, 'bash', '-c', `exec 3<>/dev/tcp/${address}/${port}`], {
+      timeoutMs: timeoutMs + 2000,
+    });
+    return r.code === 0;
+  }
+}

@@ -1,0 +1,90 @@
+// The inventory stackha writes for its embedded lab: a trimmed kolla-ansible multinode and a globals.yml.
+import { INFRA_SERVICES } from '../model.js';
+
+export interface LabInventoryOptions {
+  /** Lab name (`stackha_lab`): 1-8 lowercase letters and digits, starting with a letter. */
+  lab: string;
+  /** Number of hosts, ctl1..ctlN. */
+  hostCount: number;
+  /** First three octets of the lab's /24, e.g. "198.18.0": ctlI gets .(10+I), the VIP is .10. */
+  subnetPrefix: string;
+}
+
+const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const PREFIX = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}$`);
+
+/** Renders the lab's `multinode` and `globals.yml`; both read back with buildDeployment. */
+export function renderLabInventory(opts: LabInventoryOptions): { multinode: string; globals: string } {
+  if (!/^[a-z][a-z0-9]{0,7}$/.test(opts.lab)) {
+    throw new Error(`lab name "${opts.lab}": 1-8 lowercase letters and digits, starting with a letter`);
+  }
+  if (!Number.isInteger(opts.hostCount) || opts.hostCount < 1 || opts.hostCount > 189) {
+    throw new Error(`host count ${opts.hostCount}: from 1 to 189`);
+  }
+  if (!PREFIX.test(opts.subnetPrefix)) {
+    throw new Error(`subnet prefix "${opts.subnetPrefix}": expected three octets such as 198.18.0`);
+  }
+  const hosts = Array.from({ length: opts.hostCount }, (_, i) => ({
+    name: `ctl${i + 1}`,
+    address: `${opts.subnetPrefix}.${11 + i}`,
+  }));
+
+  const multinode = [
+    `# stackha lab inventory for lab "${opts.lab}": a trimmed kolla-ansible multinode (Ansible INI format).`,
+    '# Each host is a network namespace of the lab; ansible_host is its internal address.',
+    '# Written once by `stackha lab up` and yours to edit: stackha reads it again on every run.',
+    '',
+    '# The control hosts run MariaDB (Galera), RabbitMQ and memcached.',
+    '[control]',
+    ...hosts.map((h) => `${h.name} ansible_host=${h.address}`),
+    '',
+    '# The network hosts run HAProxy and keepalived (through [loadbalancer] below).',
+    '[network]',
+    ...hosts.map((h) => h.name),
+    '',
+    '[compute]',
+    '',
+    '[monitoring]',
+    '',
+    '[storage]',
+    '',
+    '[deployment]',
+    '',
+    '# Service groups, as in kolla-ansible: each lists the groups its service runs on.',
+    '[loadbalancer:children]',
+    'network',
+    '',
+    '[mariadb:children]',
+    'control',
+    '',
+    '[rabbitmq:children]',
+    'control',
+    '',
+    '[memcached:children]',
+    'control',
+    '',
+    '[keystone:children]',
+    'control',
+    '',
+  ].join('\n');
+
+  const globals = [
+    `# stackha lab globals for lab "${opts.lab}" (kolla-ansible globals.yml key names). Yours to edit.`,
+    '---',
+    '# The internal VIP: keepalived holds it on one loadbalancer host; clients connect to it.',
+    `kolla_internal_vip_address: "${opts.subnetPrefix}.10"`,
+    '# The interface carrying the internal network in each host (the lab wires eth0).',
+    'network_interface: "eth0"',
+    '# VRRP router id of the VIP (1-255), unique on the network segment.',
+    'keepalived_virtual_router_id: 51',
+    '# Tuning: stackha (fast failure detection) or kolla (kolla-ansible defaults).',
+    'stackha_profile: stackha',
+    '# The lab whose namespaces are these hosts.',
+    `stackha_lab: "${opts.lab}"`,
+    '# The infrastructure services to deploy.',
+    ...INFRA_SERVICES.map((s) => `enable_${s}: true`),
+    '',
+  ].join('\n');
+
+  return { multinode, globals };
+}

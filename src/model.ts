@@ -1,0 +1,107 @@
+// The validated deployment model: everything the pure core renders from.
+// Produced by src/inventory/load.ts from a kolla-ansible style inventory, globals.yml and passwords.yml.
+
+/** One host as the inventory names it. */
+export interface HostSpec {
+  /** Inventory name, e.g. ctl1. Also the lab namespace suffix and the RabbitMQ short node name. */
+  readonly name: string;
+  /** Internal (management/API) IPv4 address: `ansible_host`, or the name itself when it is an address. */
+  readonly address: string;
+  /** Every group the host belongs to, directly or through `[group:children]`, sorted. */
+  readonly groups: readonly string[];
+  /** Host variables after group vars were applied (host line wins over group vars). */
+  readonly vars: Readonly<Record<string, string>>;
+}
+
+/** The services of the infrastructure tier, in dependency order. */
+export const INFRA_SERVICES = ['memcached', 'mariadb', 'rabbitmq', 'haproxy', 'keepalived'] as const;
+export type InfraService = (typeof INFRA_SERVICES)[number];
+
+/**
+ * Tuning profile: `stackha` (fast failure detection, measured on this kind of machine) or `kolla`
+ * (kolla-ansible's defaults), selectable with `stackha_profile` in globals.yml so both can be compared.
+ */
+export type ProfileName = 'stackha' | 'kolla';
+
+export interface Tuning {
+  readonly profile: ProfileName;
+  readonly haproxy: {
+    /** Health check interval in ms, and consecutive results to mark a server up / down. */
+    readonly checkInterMs: number;
+    readonly checkRise: number;
+    readonly checkFall: number;
+    /** Close sessions to a server as soon as it is marked down, so clients reconnect to the next one. */
+    readonly shutdownSessionsOnDown: boolean;
+  };
+  readonly keepalived: {
+    /** VRRP advertisement interval in seconds (sub-second needs VRRPv3). */
+    readonly advertIntSec: number;
+    readonly vrrpVersion: 2 | 3;
+    /** Priority of the first, second, ... loadbalancer host. */
+    readonly priorities: (count: number) => number[];
+  };
+  readonly galera: {
+    /** gcomm evs.* timeouts (ISO 8601 durations), or undefined for Galera's defaults. */
+    readonly evsInactiveTimeout: string | undefined;
+    readonly evsSuspectTimeout: string | undefined;
+    readonly evsInstallTimeout: string | undefined;
+    /** Must stay under a third of the suspect timeout. */
+    readonly evsKeepalivePeriod: string | undefined;
+  };
+  readonly rabbitmq: {
+    readonly netTicktimeSec: number;
+  };
+}
+
+export interface Globals {
+  /** kolla_internal_vip_address */
+  readonly internalVip: string;
+  /** network_interface */
+  readonly networkInterface: string;
+  /** api_interface (defaults to network_interface) */
+  readonly apiInterface: string;
+  /** keepalived_virtual_router_id (1-255) */
+  readonly keepalivedVirtualRouterId: number;
+  /** keepalived_unicast_peers: send VRRP adverts to the peers' addresses instead of multicast. */
+  readonly keepalivedUnicastPeers: boolean;
+  /** enable_mariadb, enable_rabbitmq, enable_memcached, enable_haproxy, enable_keepalived */
+  readonly enabled: Readonly<Record<InfraService, boolean>>;
+  /** om_enable_rabbitmq_quorum_queues (default true): OpenStack services declare quorum queues. */
+  readonly rabbitmqQuorumQueues: boolean;
+  /** om_enable_rabbitmq_high_availability (default false): classic mirrored-queue policy `ha-mode: all`. */
+  readonly rabbitmqMirroredQueues: boolean;
+  /** stackha_profile */
+  readonly profile: ProfileName;
+  /** stackha_lab: the lab whose namespaces are these hosts; undefined for real hosts. */
+  readonly lab: string | undefined;
+  /** Every key of globals.yml as read, for services that take extra settings. */
+  readonly raw: Readonly<Record<string, unknown>>;
+}
+
+/** passwords.yml: every secret, by kolla-ansible's key names. Never logged. */
+export type Passwords = Readonly<Record<string, string>>;
+
+export interface Deployment {
+  /** Directory holding multinode, globals.yml and passwords.yml. */
+  readonly configDir: string;
+  /** Every host, in inventory order of first appearance. */
+  readonly hosts: readonly HostSpec[];
+  /** Group name -> host names, in inventory order, children expanded. */
+  readonly groups: Readonly<Record<string, readonly string[]>>;
+  readonly globals: Globals;
+  readonly passwords: Passwords;
+  readonly tuning: Tuning;
+}
+
+/** Password keys stackha needs; `stackha genpwd` creates the missing ones. */
+export const PASSWORD_KEYS = [
+  'database_password',
+  'mariadb_backup_database_password',
+  'rabbitmq_password',
+  'rabbitmq_cluster_cookie',
+  'keepalived_password',
+  'haproxy_password',
+  'memcache_secret_key',
+  'keystone_admin_password',
+  'keystone_database_password',
+] as const;

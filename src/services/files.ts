@@ -1,0 +1,50 @@
+import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
+import type { Host } from '../hosts/host.js';
+import type { RenderedFile, ServiceUnit } from './types.js';
+
+/**
+ * Writes the files that differ from what the host has (content or mode) and returns their paths. An unchanged
+ * file is not touched, which is what makes a re-deploy a no-op.
+ */
+export async function syncFiles(host: Host, files: readonly RenderedFile[]): Promise<string[]> {
+  const changed: string[] = [];
+  for (const f of files) {
+    const current = await host.readFile(f.path);
+    const mode = f.mode ?? 0o644;
+    let currentMode: number | undefined;
+    try {
+      currentMode = statSync(host.path(f.path)).mode & 0o777;
+    } catch {
+      currentMode = undefined;
+    }
+    if (current === f.content && currentMode === mode) continue;
+    await host.writeFile(f.path, f.content, f.owner ? { mode, owner: f.owner } : { mode });
+    changed.push(f.path);
+  }
+  return changed;
+}
+
+export async function ensureDirs(host: Host, unit: ServiceUnit): Promise<void> {
+  for (const d of unit.dirs) {
+    await host.mkdir(d.path, {
+      ...(d.mode !== undefined ? { mode: d.mode } : {}),
+      ...(d.owner !== undefined ? { owner: d.owner } : {}),
+    });
+  }
+}
+
+/** The rendered daemon command lines as a file, so a changed flag is noticed like a changed config. */
+export function daemonsFile(service: string, unit: Pick<ServiceUnit, 'daemons'>): RenderedFile {
+  const content = `${JSON.stringify(
+    unit.daemons.map((d) => ({ name: d.name, argv: d.argv, env: d.env ?? {} })),
+    null,
+    2,
+  )}\n`;
+  // The env may carry nothing secret, but the file is root's alone anyway.
+  return { path: `/etc/stackha/daemons/${service}.json`, content, mode: 0o600 };
+}
+
+export function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}

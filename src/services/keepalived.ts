@@ -1,0 +1,139 @@
+import type { Host } from '../hosts/host.js';
+import type { Deployment } from '../model.js';
+import { hostsFor } from '../topology.js';
+import { HAPROXY_STATS_PORT } from './haproxy.js';
+import { deploySimpleService } from './simple.js';
+import type { DeployContext, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
+
+export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf';
+const CHECK_SCRIPT = '/etc/keepalived/check_haproxy.sh';
+
+export function renderKeepalivedConf(dep: Deployment, t: RenderTarget): string {
+  const g = dep.globals;
+  const k = dep.tuning.keepalived;
+  const lbs = hostsFor(dep, 'keepalived');
+  const index = lbs.findIndex((h) => h.name === t.host.name);
+  const priority = k.priorities(lbs.length)[index] ?? 1;
+  const iface = g.apiInterface;
+  const lines = [
+    `# Rendered by stackha for ${t.host.name}; local edits are overwritten by the next deploy.`,
+    'global_defs {',
+    `  router_id ${t.host.name}`,
+    `  vrrp_version ${k.vrrpVersion}`,
+    '  script_user root',
+    '  enable_script_security',
+    '}',
+    '',
+    // A TCP connect to the local HAProxy: track_process does not work inside a network namespace.
+    'vrrp_script check_haproxy {',
+    `  script "${t.root}${CHECK_SCRIPT}"`,
+    '  interval 1',
+    '  timeout 1',
+    '  fall 1',
+    '  rise 2',
+    '}',
+    '',
+    `vrrp_instance kolla_internal_vip_${g.keepalivedVirtualRouterId} {`,
+    // All BACKUP + nopreempt: a returning host does not take the VIP back and cause a second interruption.
+    '  state BACKUP',
+    '  nopreempt',
+    `  interface ${iface}`,
+    `  virtual_router_id ${g.keepalivedVirtualRouterId}`,
+    `  priority ${priority}`,
+    `  advert_int ${k.advertIntSec}`,
+  ];
+  if (g.keepalivedUnicastPeers) {
+    lines.push(`  unicast_src_ip ${t.host.address}`, '  unicast_peer {');
+    for (const peer of lbs) if (peer.name !== t.host.name) lines.push(`    ${peer.address}`);
+    lines.push('  }');
+  }
+  if (k.vrrpVersion === 2) {
+    // VRRPv3 (RFC 5798) dropped authentication; with v2 the password keeps stray routers out.
+    lines.push(
+      '  authentication {',
+      '    auth_type PASS',
+      `    auth_pass ${(dep.passwords.keepalived_password ?? '').slice(0, 8)}`,
+      '  }',
+    );
+  }
+  lines.push(
+    '  virtual_ipaddress {',
+    `    ${g.internalVip}/32 dev ${iface}`,
+    '  }',
+    '  track_script {',
+    '    check_haproxy',
+    '  }',
+    '}',
+    '',
+  );
+  return lines.join('\n');
+}
+
+export function renderCheckScript(t: RenderTarget): string {
+  return `#!/bin/bash
+# Rendered by stackha: exits 0 while the local HAProxy accepts connections.
+exec 3<>/dev/tcp/${t.host.address}/${HAPROXY_STATS_PORT}
+`;
+}
+
+export function renderKeepalived(dep: Deployment, t: RenderTarget): ServiceUnit {
+  const r = t.root;
+  return {
+    files: [
+      { path: KEEPALIVED_CONF, content: renderKeepalivedConf(dep, t), mode: 0o600 },
+      { path: CHECK_SCRIPT, content: renderCheckScript(t), mode: 0o755 },
+    ],
+    dirs: [{ path: '/run/keepalived', mode: 0o755 }],
+    daemons: [
+      {
+        name: 'keepalived',
+        argv: [
+          '/usr/sbin/keepalived',
+          '--dont-fork',
+          '--log-console',
+          '--log-detail',
+          '--vrrp',
+          '-f',
+          `${r}${KEEPALIVED_CONF}`,
+          '-p',
+          `${r}/run/keepalived/keepalived.pid`,
+          '-r',
+          `${r}/run/keepalived/vrrp.pid`,
+        ],
+        logFile: '/var/log/keepalived/keepalived.log',
+      },
+    ],
+  };
+}
+
+/** True when the host has the VIP on its interface. */
+export async function holdsVip(host: Host, dep: Deployment): Promise<boolean> {
+  const r = await host.exec(['ip', '-o', '-4', 'addr', 'show', 'dev', dep.globals.apiInterface], {
+    timeoutMs: 5000,
+  });
+  return r.stdout.includes(` ${dep.globals.internalVip}/`);
+}
+
+export function deployKeepalived(ctx: DeployContext): Promise<ServiceResult> {
+  const dep = ctx.dep;
+  return deploySimpleService(ctx, {
+    service: 'keepalived',
+    hosts: hostsFor(dep, 'keepalived'),
+    render: (t) => renderKeepalived(dep, t),
+    reloadSignal: 'SIGHUP',
+    // A crashed keepalived leaves the VIP behind: two hosts would answer for it.
+    beforeStart: async (host) => {
+      if (await holdsVip(host, dep)) {
+        await host.run([
+          'ip',
+          'addr',
+          'del',
+          `${dep.globals.internalVip}/32`,
+          'dev',
+          dep.globals.apiInterface,
+        ]);
+      }
+    },
+    waitReady: async () => {},
+  });
+}

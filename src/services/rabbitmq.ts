@@ -1,0 +1,292 @@
+import { createHash, createHmac } from 'node:crypto';
+import type { Host } from '../hosts/host.js';
+import type { Deployment, HostSpec } from '../model.js';
+import { hostsFor } from '../topology.js';
+import { waitFor } from '../util/wait.js';
+import { daemonsFile, ensureDirs, syncFiles } from './files.js';
+import type { DeployContext, HostOutcome, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
+import { hostOf, target } from './types.js';
+
+export const AMQP_PORT = 5672;
+export const DIST_PORT = 25672;
+const HOME = '/var/lib/rabbitmq';
+const CONF = '/etc/rabbitmq/rabbitmq.conf';
+const DEFINITIONS = '/etc/rabbitmq/definitions.json';
+export const RABBITMQ_USER = 'openstack';
+
+export const rabbitNode = (h: HostSpec): string => `rabbit@${h.name}`;
+
+/** Per-node environment: the Debian wrappers switch user and lose HOME (and so the cookie); these do not. */
+export function rabbitEnv(t: RenderTarget): Record<string, string> {
+  const r = t.root;
+  const octets = t.host.address.split('.').join(',');
+  return {
+    HOME: `${r}${HOME}`,
+    RABBITMQ_NODENAME: rabbitNode(t.host),
+    RABBITMQ_USE_LONGNAME: 'false',
+    RABBITMQ_CONFIG_FILE: `${r}${CONF}`,
+    RABBITMQ_CONF_ENV_FILE: `${r}/etc/rabbitmq/rabbitmq-env.conf`,
+    RABBITMQ_ENABLED_PLUGINS_FILE: `${r}/etc/rabbitmq/enabled_plugins`,
+    RABBITMQ_MNESIA_BASE: `${r}${HOME}/mnesia`,
+    RABBITMQ_LOG_BASE: `${r}/var/log/rabbitmq`,
+    RABBITMQ_PID_FILE: `${r}/run/rabbitmq/rabbit.pid`,
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: `-kernel inet_dist_use_interface {${octets}}`,
+    RABBITMQ_CTL_ERL_ARGS: `-kernel inet_dist_use_interface {${octets}}`,
+  };
+}
+
+export function renderRabbitmqConf(dep: Deployment, t: RenderTarget): string {
+  const nodes = hostsFor(dep, 'rabbitmq')
+    .map((h, i) => `cluster_formation.classic_config.nodes.${i + 1} = ${rabbitNode(h)}`)
+    .join('\n');
+  return `# Rendered by stackha for ${t.host.name}; local edits are overwritten by the next deploy.
+listeners.tcp.1 = ${t.host.address}:${AMQP_PORT}
+distribution.listener.interface = ${t.host.address}
+distribution.listener.port_range.min = ${DIST_PORT}
+distribution.listener.port_range.max = ${DIST_PORT}
+
+# The cluster forms at boot from this list: no join commands, every node may start at once.
+cluster_formation.peer_discovery_backend = classic_config
+${nodes}
+
+# A node that finds itself in a minority pauses instead of serving a split brain.
+cluster_partition_handling = pause_minority
+# Peers notice a dead or cut-off node within ~${dep.tuning.rabbitmq.netTicktimeSec} s (the default 60 hid a 30 s partition).
+net_ticktime = ${dep.tuning.rabbitmq.netTicktimeSec}
+
+# No guest user: stackha imports the OpenStack user from its definitions file.
+default_user = ${RABBITMQ_USER}
+default_pass = ${dep.passwords.rabbitmq_password ?? ''}
+loopback_users = none
+log.file.level = info
+log.console = false
+vm_memory_high_watermark.relative = 0.4
+disk_free_limit.absolute = 50MB
+`;
+}
+
+/** rabbit_password_hashing_sha256: base64(salt ++ sha256(salt ++ password)). The salt is derived, not random,
+ * so the definitions file renders the same every time and a re-deploy stays a no-op. */
+export function rabbitPasswordHash(password: string, saltKey: string): string {
+  const salt = createHmac('sha256', saltKey).update('stackha-rabbitmq-salt').digest().subarray(0, 4);
+  const hash = createHash('sha256')
+    .update(Buffer.concat([salt, Buffer.from(password, 'utf8')]))
+    .digest();
+  return Buffer.concat([salt, hash]).toString('base64');
+}
+
+export function renderDefinitions(dep: Deployment): string {
+  const policies = dep.globals.rabbitmqMirroredQueues
+    ? [
+        {
+          vhost: '/',
+          name: 'ha-all',
+          // The spec's mirrored queues (classic, 3.x only); quorum queues ignore ha-* keys.
+          pattern: '^(?!(amq\\.)|(.*_fanout_)|(reply_)).*',
+          'apply-to': 'queues',
+          definition: { 'ha-mode': 'all', 'ha-sync-mode': 'automatic', 'ha-promote-on-shutdown': 'always' },
+          priority: 0,
+        },
+      ]
+    : [];
+  const defs = {
+    users: [
+      {
+        name: RABBITMQ_USER,
+        password_hash: rabbitPasswordHash(
+          dep.passwords.rabbitmq_password ?? '',
+          dep.passwords.rabbitmq_cluster_cookie ?? '',
+        ),
+        hashing_algorithm: 'rabbit_password_hashing_sha256',
+        tags: ['administrator'],
+      },
+    ],
+    vhosts: [{ name: '/' }],
+    permissions: [{ user: RABBITMQ_USER, vhost: '/', configure: '.*', write: '.*', read: '.*' }],
+    policies,
+  };
+  return `${JSON.stringify(defs, null, 2)}\n`;
+}
+
+export function renderRabbitmq(dep: Deployment, t: RenderTarget): ServiceUnit {
+  const env = rabbitEnv(t);
+  return {
+    files: [
+      { path: CONF, content: renderRabbitmqConf(dep, t), mode: 0o600 },
+      { path: '/etc/rabbitmq/enabled_plugins', content: '[].\n', mode: 0o644 },
+      {
+        path: '/etc/rabbitmq/rabbitmq-env.conf',
+        content: '# stackha passes the environment itself\n',
+        mode: 0o644,
+      },
+      { path: DEFINITIONS, content: renderDefinitions(dep), mode: 0o600 },
+      // The VM refuses to start if the cookie is readable by others.
+      { path: `${HOME}/.erlang.cookie`, content: dep.passwords.rabbitmq_cluster_cookie ?? '', mode: 0o400 },
+    ],
+    dirs: [
+      { path: `${HOME}/mnesia`, mode: 0o750 },
+      { path: '/var/log/rabbitmq', mode: 0o750 },
+      { path: '/run/rabbitmq', mode: 0o755 },
+    ],
+    daemons: [
+      // Each namespace needs its own epmd; started and tracked here so it never outlives the lab unseen.
+      {
+        name: 'epmd',
+        argv: ['/usr/bin/epmd'],
+        env: { HOME: env.HOME ?? '' },
+        logFile: '/var/log/rabbitmq/epmd.log',
+      },
+      {
+        name: 'rabbitmq',
+        argv: ['/usr/lib/rabbitmq/bin/rabbitmq-server'],
+        env,
+        logFile: '/var/log/rabbitmq/server.out',
+      },
+    ],
+  };
+}
+
+/** Runs rabbitmqctl on the host against its own node. */
+export function rabbitmqctl(host: Host, t: RenderTarget, args: readonly string[], timeoutMs = 60_000) {
+  return host.exec(['/usr/lib/rabbitmq/bin/rabbitmqctl', '-n', rabbitNode(t.host), ...args], {
+    env: rabbitEnv(t),
+    timeoutMs,
+  });
+}
+
+export interface RabbitClusterStatus {
+  readonly host: string;
+  readonly running: boolean;
+  readonly runningNodes: readonly string[];
+  readonly diskNodes: readonly string[];
+  readonly partitions: readonly string[];
+  readonly alarms: readonly string[];
+}
+
+export async function rabbitClusterStatus(host: Host, t: RenderTarget): Promise<RabbitClusterStatus> {
+  const empty = {
+    host: host.name,
+    running: false,
+    runningNodes: [],
+    diskNodes: [],
+    partitions: [],
+    alarms: [],
+  };
+  if ((await host.daemonPid('rabbitmq')) === undefined) return empty;
+  const r = await rabbitmqctl(host, t, ['cluster_status', '--formatter', 'json'], 30_000);
+  if (r.code !== 0) return empty;
+  try {
+    const j = JSON.parse(r.stdout) as {
+      running_nodes?: string[];
+      disk_nodes?: string[];
+      partitions?: Record<string, string[]>;
+      alarms?: { node: string; type: string; resource?: string }[];
+    };
+    return {
+      host: host.name,
+      running: true,
+      runningNodes: [...(j.running_nodes ?? [])].sort(),
+      diskNodes: [...(j.disk_nodes ?? [])].sort(),
+      partitions: Object.entries(j.partitions ?? {}).map(([n, ps]) => `${n} cannot see ${ps.join(', ')}`),
+      alarms: (j.alarms ?? []).map((a) => `${a.node}: ${a.type}${a.resource ? ` ${a.resource}` : ''}`),
+    };
+  } catch {
+    return empty;
+  }
+}
+
+async function waitBooted(host: Host, t: RenderTarget): Promise<void> {
+  // `wait` on the pid file: await_startup fails at once before the node has registered with epmd.
+  const r = await rabbitmqctl(
+    host,
+    t,
+    ['wait', '--timeout', '240', `${t.root}/run/rabbitmq/rabbit.pid`],
+    260_000,
+  );
+  if (r.code !== 0) {
+    const tail = (await host.readFile('/var/log/rabbitmq/server.out'))
+      ?.trim()
+      .split('\n')
+      .slice(-5)
+      .join('\n');
+    throw new Error(
+      `RabbitMQ on ${host.name} did not boot: ${r.stderr.trim().split('\n').slice(-3).join(' ')}\n${tail ?? ''}`,
+    );
+  }
+}
+
+/**
+ * RabbitMQ: every node starts at once and classic_config peer discovery forms the cluster at boot; a node whose
+ * config changed is restarted one at a time. The user, vhost, permissions and (optionally) the mirrored-queue
+ * policy come from a definitions file imported once the cluster has formed.
+ */
+export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult> {
+  const specs = hostsFor(ctx.dep, 'rabbitmq');
+  const outcomes: Record<string, HostOutcome> = {};
+  const changedDefs = new Set<string>();
+  const restart: HostSpec[] = [];
+  await Promise.all(
+    specs.map(async (spec) => {
+      const host = hostOf(ctx, spec.name);
+      const t = target(ctx, spec);
+      const unit = renderRabbitmq(ctx.dep, t);
+      await ensureDirs(host, unit);
+      const changed = await syncFiles(host, [...unit.files, daemonsFile('rabbitmq', unit)]);
+      if (changed.includes(DEFINITIONS)) changedDefs.add(spec.name);
+      const nodeChanged = changed.some((p) => p !== DEFINITIONS);
+      if ((await host.daemonPid('epmd')) === undefined) {
+        const epmd = unit.daemons.find((d) => d.name === 'epmd');
+        if (epmd) await host.startDaemon(epmd);
+      }
+      if ((await host.daemonPid('rabbitmq')) === undefined) {
+        const server = unit.daemons.find((d) => d.name === 'rabbitmq');
+        if (server) await host.startDaemon(server);
+        outcomes[spec.name] = 'started';
+      } else if (nodeChanged) {
+        restart.push(spec);
+      } else {
+        outcomes[spec.name] = 'unchanged';
+      }
+    }),
+  );
+  await Promise.all(
+    specs
+      .filter((s) => outcomes[s.name] === 'started')
+      .map((s) => waitBooted(hostOf(ctx, s.name), target(ctx, s))),
+  );
+  for (const spec of restart) {
+    const host = hostOf(ctx, spec.name);
+    const t = target(ctx, spec);
+    ctx.log(`rabbitmq on ${spec.name}: config changed, restarting`);
+    await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
+    const server = renderRabbitmq(ctx.dep, t).daemons.find((d) => d.name === 'rabbitmq');
+    if (server) await host.startDaemon(server);
+    await waitBooted(host, t);
+    outcomes[spec.name] = 'restarted';
+  }
+  const first = specs[0];
+  if (!first) return { service: 'rabbitmq', outcomes };
+  const firstHost = hostOf(ctx, first.name);
+  const ft = target(ctx, first);
+  const expected = specs.map(rabbitNode).sort();
+  await waitFor(
+    `RabbitMQ cluster of ${expected.length} nodes`,
+    async () => {
+      const s = await rabbitClusterStatus(firstHost, ft);
+      return expected.every((n) => s.runningNodes.includes(n)) ? s : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 1000 },
+  );
+  const anyStarted = Object.values(outcomes).some((o) => o === 'started');
+  if (anyStarted || changedDefs.size > 0) {
+    const r = await rabbitmqctl(firstHost, ft, ['import_definitions', `${ft.root}${DEFINITIONS}`]);
+    if (r.code !== 0)
+      throw new Error(`RabbitMQ on ${first.name}: importing definitions failed: ${r.stderr.trim()}`);
+    if (!ctx.dep.globals.rabbitmqMirroredQueues) {
+      await rabbitmqctl(firstHost, ft, ['clear_policy', 'ha-all']);
+    }
+    if (outcomes[first.name] === 'unchanged') outcomes[first.name] = 'configured';
+  }
+  for (const spec of specs) ctx.log(`rabbitmq on ${spec.name}: ${outcomes[spec.name]}`);
+  return { service: 'rabbitmq', outcomes };
+}

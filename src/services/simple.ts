@@ -1,0 +1,66 @@
+import type { Host } from '../hosts/host.js';
+import type { HostSpec } from '../model.js';
+import { daemonsFile, ensureDirs, syncFiles } from './files.js';
+import type { DeployContext, HostOutcome, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
+import { hostOf, target } from './types.js';
+
+export interface SimpleServiceOptions {
+  readonly service: string;
+  readonly hosts: readonly HostSpec[];
+  readonly render: (t: RenderTarget) => ServiceUnit;
+  /** How a running daemon takes a changed config: a signal to reload it in place, or a restart. */
+  readonly reloadSignal?: NodeJS.Signals;
+  /** Runs before a daemon is (re)started, e.g. to clear state a crash left behind. */
+  readonly beforeStart?: (host: Host, spec: HostSpec) => Promise<void>;
+  /** Resolves when the service answers on the host; every implementation bounds its own wait. */
+  readonly waitReady: (host: Host, spec: HostSpec) => Promise<void>;
+  /** Hosts one at a time (stateful peers) or all at once. */
+  readonly serial?: boolean;
+  readonly stopTimeoutMs?: number;
+}
+
+/**
+ * Deploys a service whose hosts are independent: write what changed, start what is not running,
+ * reload or restart what runs with a changed config, leave everything else alone.
+ */
+export async function deploySimpleService(
+  ctx: DeployContext,
+  opts: SimpleServiceOptions,
+): Promise<ServiceResult> {
+  const outcomes: Record<string, HostOutcome> = {};
+  const one = async (spec: HostSpec): Promise<void> => {
+    const host = hostOf(ctx, spec.name);
+    const unit = opts.render(target(ctx, spec));
+    await ensureDirs(host, unit);
+    const changed = await syncFiles(host, [...unit.files, daemonsFile(opts.service, unit)]);
+    const daemonChanged = changed.some((p) => p.startsWith('/etc/stackha/daemons/'));
+    let outcome: HostOutcome = 'unchanged';
+    for (const d of unit.daemons) {
+      const pid = await host.daemonPid(d.name);
+      if (pid === undefined) {
+        await opts.beforeStart?.(host, spec);
+        await host.startDaemon(d);
+        outcome = 'started';
+      } else if (changed.length > 0) {
+        if (opts.reloadSignal && !daemonChanged) {
+          await host.signalDaemon(d.name, opts.reloadSignal);
+          outcome = 'reloaded';
+        } else {
+          await host.stopDaemon(d.name, { timeoutMs: opts.stopTimeoutMs ?? 20_000 });
+          await opts.beforeStart?.(host, spec);
+          await host.startDaemon(d);
+          outcome = 'restarted';
+        }
+      }
+    }
+    if (outcome !== 'unchanged') await opts.waitReady(host, spec);
+    outcomes[spec.name] = outcome;
+    ctx.log(`${opts.service} on ${spec.name}: ${outcome}`);
+  };
+  if (opts.serial) {
+    for (const spec of opts.hosts) await one(spec);
+  } else {
+    await Promise.all(opts.hosts.map(one));
+  }
+  return { service: opts.service, outcomes };
+}

@@ -1,0 +1,52 @@
+import type { DaemonSpec, Host } from '../hosts/host.js';
+import type { Deployment, HostSpec } from '../model.js';
+
+/** A file a service needs on a host: host path, content, mode and owner. Rendered purely from the model. */
+export interface RenderedFile {
+  readonly path: string;
+  readonly content: string;
+  readonly mode?: number;
+  readonly owner?: string;
+}
+
+/** Where a host's filesystem starts on the machine: `''` on a real host, the lab host's root in the lab. */
+export interface RenderTarget {
+  readonly host: HostSpec;
+  readonly root: string;
+}
+
+/** Everything the deploy runner knows about one host of one service. */
+export interface ServiceUnit {
+  readonly files: readonly RenderedFile[];
+  /** Directories to create (with owner) before the daemon starts. */
+  readonly dirs: readonly { path: string; owner?: string; mode?: number }[];
+  readonly daemons: readonly DaemonSpec[];
+}
+
+export interface DeployContext {
+  readonly dep: Deployment;
+  /** Host objects by inventory name. */
+  readonly hosts: ReadonlyMap<string, Host>;
+  /** Machine path of each host's root (see RenderTarget). */
+  readonly roots: ReadonlyMap<string, string>;
+  readonly log: (message: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** What deploying a service did on one host. */
+export type HostOutcome = 'unchanged' | 'started' | 'restarted' | 'reloaded' | 'configured';
+
+export interface ServiceResult {
+  readonly service: string;
+  readonly outcomes: Readonly<Record<string, HostOutcome>>;
+}
+
+export function target(ctx: DeployContext, host: HostSpec): RenderTarget {
+  return { host, root: ctx.roots.get(host.name) ?? '' };
+}
+
+export function hostOf(ctx: DeployContext, name: string): Host {
+  const h = ctx.hosts.get(name);
+  if (!h) throw new Error(`no connection to host ${name}`);
+  return h;
+}
