@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { Listr } from 'listr2';
 import { connect } from '../hosts/connect.js';
 import type { Deployment } from '../model.js';
@@ -8,10 +7,11 @@ import { deployKeepalived } from '../services/keepalived.js';
 import { deployMemcached } from '../services/memcached.js';
 import { deployRabbitmq } from '../services/rabbitmq.js';
 import type { DeployContext, ServiceResult } from '../services/types.js';
+import { builtScript } from '../util/paths.js';
 
 /** The command that runs the Galera health agent on a host (this installation's node and script). */
 export function galeraHealthAgent(): string[] {
-  return [process.execPath, fileURLToPath(new URL('../agents/galera-health.js', import.meta.url))];
+  return [process.execPath, builtScript('agents/galera-health.js')];
 }
 
 interface Step {

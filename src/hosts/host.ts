@@ -37,6 +37,8 @@ export interface Host {
   writeFile(hostPath: string, content: string, opts?: WriteOptions): Promise<void>;
   mkdir(hostPath: string, opts?: WriteOptions): Promise<void>;
   exists(hostPath: string): Promise<boolean>;
+  /** Permission bits of a file (e.g. 0o600), or undefined when there is no such file. */
+  fileMode(hostPath: string): Promise<number | undefined>;
   remove(hostPath: string): Promise<void>;
   /** Starts a daemon in the foreground of its own process group and records its pid. */
   startDaemon(spec: DaemonSpec): Promise<number>;

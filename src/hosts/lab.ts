@@ -9,6 +9,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -88,6 +89,14 @@ export class LabHost implements Host {
 
   async exists(hostPath: string): Promise<boolean> {
     return existsSync(this.path(hostPath));
+  }
+
+  async fileMode(hostPath: string): Promise<number | undefined> {
+    try {
+      return statSync(this.path(hostPath)).mode & 0o777;
+    } catch {
+      return undefined;
+    }
   }
 
   async remove(hostPath: string): Promise<void> {

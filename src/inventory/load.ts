@@ -462,6 +462,10 @@ function parseGlobals(
 // ---------------------------------------------------------------------------------------------------------------
 // passwords.yml
 
+const SAFE_SECRET = /^[A-Za-z0-9._~^*+=@%!,:/-]+$/;
+const SAFE_SECRET_RULE =
+  'contains a character stackha cannot put in every config file safely (use letters, digits and . _ ~ ^ * + = @ % ! , : / -)';
+
 function parsePasswords(
   text: string,
   enabled: Readonly<Record<InfraService, boolean>> | undefined,
@@ -492,7 +496,15 @@ function parsePasswords(
   for (const key of enabled ? PASSWORD_KEYS : []) {
     const service = PASSWORD_NEEDED_BY[key];
     if (service !== undefined && !enabled?.[service]) continue;
-    if (passwords.has(key)) continue;
+    const value = passwords.get(key);
+    if (value !== undefined) {
+      // Passwords go into config files of several syntaxes (haproxy, keepalived, rabbitmq.conf, my.cnf):
+      // characters that would need quoting in one of them are refused rather than escaped five ways.
+      if (!SAFE_SECRET.test(value)) {
+        issues.push({ file, line: parsed.lineOf(key), field: key, message: SAFE_SECRET_RULE });
+      }
+      continue;
+    }
     const message = notString.has(key) ? 'must be a string' : 'missing (run stackha genpwd)';
     issues.push({ file, line: parsed.lineOf(key), field: key, message });
   }

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { statSync } from 'node:fs';
 import type { Host } from '../hosts/host.js';
 import type { RenderedFile, ServiceUnit } from './types.js';
 
@@ -12,12 +11,7 @@ export async function syncFiles(host: Host, files: readonly RenderedFile[]): Pro
   for (const f of files) {
     const current = await host.readFile(f.path);
     const mode = f.mode ?? 0o644;
-    let currentMode: number | undefined;
-    try {
-      currentMode = statSync(host.path(f.path)).mode & 0o777;
-    } catch {
-      currentMode = undefined;
-    }
+    const currentMode = await host.fileMode(f.path);
     if (current === f.content && currentMode === mode) continue;
     await host.writeFile(f.path, f.content, f.owner ? { mode, owner: f.owner } : { mode });
     changed.push(f.path);
@@ -47,4 +41,38 @@ export function daemonsFile(service: string, unit: Pick<ServiceUnit, 'daemons'>)
 
 export function digest(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+/**
+ * What was last applied to a running daemon (config and command line digests), recorded only after the reload or
+ * restart succeeded: a deploy interrupted between writing files and applying them is finished by the next one.
+ */
+export interface Applied {
+  readonly config: string;
+  readonly daemons: string;
+}
+
+const appliedPath = (name: string): string => `/var/lib/stackha/applied/${name}.json`;
+
+export function wantedState(service: string, unit: Pick<ServiceUnit, 'files' | 'daemons'>): Applied {
+  return {
+    config: digest(
+      unit.files.map((f) => `${f.path}\0${f.mode ?? 0o644}\0${f.owner ?? ''}\0${f.content}`).join('\0'),
+    ),
+    daemons: digest(daemonsFile(service, unit).content),
+  };
+}
+
+export async function readApplied(host: Host, name: string): Promise<Applied | undefined> {
+  const text = await host.readFile(appliedPath(name));
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as Applied;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function recordApplied(host: Host, name: string, state: Applied): Promise<void> {
+  await host.writeFile(appliedPath(name), `${JSON.stringify(state)}\n`, { mode: 0o600 });
 }

@@ -2,7 +2,7 @@ import type { Host } from '../hosts/host.js';
 import type { Deployment, HostSpec } from '../model.js';
 import { hostsFor } from '../topology.js';
 import { WaitAborted, waitFor } from '../util/wait.js';
-import { daemonsFile, ensureDirs, syncFiles } from './files.js';
+import { daemonsFile, ensureDirs, readApplied, recordApplied, syncFiles, wantedState } from './files.js';
 import { deploySimpleService } from './simple.js';
 import type { DeployContext, HostOutcome, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
 import { hostOf, target } from './types.js';
@@ -230,6 +230,7 @@ async function startAndSync(ctx: DeployContext, spec: HostSpec, bootstrap: boole
     logFile: '/var/log/mysql/mariadbd.out',
   });
   await waitSynced(host, t.root);
+  await recordApplied(host, 'mariadb', wantedState('mariadb', renderGalera(ctx.dep, t)));
 }
 
 /**
@@ -240,7 +241,8 @@ async function startAndSync(ctx: DeployContext, spec: HostSpec, bootstrap: boole
 export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
   const specs = hostsFor(ctx.dep, 'mariadb');
   const outcomes: Record<string, HostOutcome> = {};
-  const changed = new Map<string, string[]>();
+  /** Hosts whose running node does not run the rendered config (changed, or written but never applied). */
+  const due = new Map<string, string>();
   const running = new Map<string, boolean>();
   for (const spec of specs) {
     const host = hostOf(ctx, spec.name);
@@ -262,7 +264,13 @@ export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
     const host = hostOf(ctx, spec.name);
     const unit = renderGalera(ctx.dep, target(ctx, spec));
     await ensureDirs(host, unit);
-    changed.set(spec.name, await syncFiles(host, [...unit.files, daemonsFile('mariadb', unit)]));
+    const changed = await syncFiles(host, [...unit.files, daemonsFile('mariadb', unit)]);
+    const want = wantedState('mariadb', unit);
+    const applied = await readApplied(host, 'mariadb');
+    if (changed.length > 0) due.set(spec.name, `changed: ${changed.join(', ')}`);
+    else if (applied?.config !== want.config || applied?.daemons !== want.daemons) {
+      due.set(spec.name, 'config not yet applied');
+    }
   }
 
   let bootstrapped = false;
@@ -295,8 +303,8 @@ export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
       ctx.log(`mariadb on ${spec.name}: joining the cluster`);
       await startAndSync(ctx, spec, false);
       outcomes[spec.name] = 'started';
-    } else if ((changed.get(spec.name) ?? []).length > 0) {
-      ctx.log(`mariadb on ${spec.name}: config changed, restarting`);
+    } else if (due.has(spec.name)) {
+      ctx.log(`mariadb on ${spec.name}: restarting (${due.get(spec.name)})`);
       await host.stopDaemon('mariadb', { timeoutMs: 120_000 });
       await startAndSync(ctx, spec, false);
       outcomes[spec.name] = 'restarted';

@@ -3,7 +3,15 @@ import type { Host } from '../hosts/host.js';
 import type { Deployment, HostSpec } from '../model.js';
 import { hostsFor } from '../topology.js';
 import { waitFor } from '../util/wait.js';
-import { daemonsFile, ensureDirs, syncFiles } from './files.js';
+import {
+  daemonsFile,
+  digest,
+  ensureDirs,
+  readApplied,
+  recordApplied,
+  syncFiles,
+  wantedState,
+} from './files.js';
 import type { DeployContext, HostOutcome, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
 import { hostOf, target } from './types.js';
 
@@ -51,7 +59,7 @@ ${nodes}
 
 # A node that finds itself in a minority pauses instead of serving a split brain.
 cluster_partition_handling = pause_minority
-# Peers notice a dead or cut-off node within ~${dep.tuning.rabbitmq.netTicktimeSec} s (the default 60 hid a 30 s partition).
+# Peers notice a dead or cut-off node within about net_ticktime seconds (stackha's profile: 10; the default 60 hid a 30 s partition).
 net_ticktime = ${dep.tuning.rabbitmq.netTicktimeSec}
 
 # No guest user: stackha imports the OpenStack user from its definitions file.
@@ -146,6 +154,11 @@ export function renderRabbitmq(dep: Deployment, t: RenderTarget): ServiceUnit {
   };
 }
 
+/** The node's own config (definitions are applied cluster-wide, separately). */
+function nodeState(unit: ServiceUnit) {
+  return wantedState('rabbitmq', { ...unit, files: unit.files.filter((f) => f.path !== DEFINITIONS) });
+}
+
 /** Runs rabbitmqctl on the host against its own node. */
 export function rabbitmqctl(host: Host, t: RenderTarget, args: readonly string[], timeoutMs = 60_000) {
   return host.exec(['/usr/lib/rabbitmq/bin/rabbitmqctl', '-n', rabbitNode(t.host), ...args], {
@@ -223,8 +236,8 @@ async function waitBooted(host: Host, t: RenderTarget): Promise<void> {
 export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult> {
   const specs = hostsFor(ctx.dep, 'rabbitmq');
   const outcomes: Record<string, HostOutcome> = {};
-  const changedDefs = new Set<string>();
   const restart: HostSpec[] = [];
+  const why = new Map<string, string>();
   await Promise.all(
     specs.map(async (spec) => {
       const host = hostOf(ctx, spec.name);
@@ -232,8 +245,15 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
       const unit = renderRabbitmq(ctx.dep, t);
       await ensureDirs(host, unit);
       const changed = await syncFiles(host, [...unit.files, daemonsFile('rabbitmq', unit)]);
-      if (changed.includes(DEFINITIONS)) changedDefs.add(spec.name);
-      const nodeChanged = changed.some((p) => p !== DEFINITIONS);
+      const applied = await readApplied(host, 'rabbitmq');
+      const want = nodeState(unit);
+      const changedFiles = changed.filter((p) => p !== DEFINITIONS);
+      const nodeChanged =
+        changedFiles.length > 0 || applied?.config !== want.config || applied?.daemons !== want.daemons;
+      why.set(
+        spec.name,
+        changedFiles.length > 0 ? `changed: ${changedFiles.join(', ')}` : 'config not yet applied',
+      );
       if ((await host.daemonPid('epmd')) === undefined) {
         const epmd = unit.daemons.find((d) => d.name === 'epmd');
         if (epmd) await host.startDaemon(epmd);
@@ -252,16 +272,21 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
   await Promise.all(
     specs
       .filter((s) => outcomes[s.name] === 'started')
-      .map((s) => waitBooted(hostOf(ctx, s.name), target(ctx, s))),
+      .map(async (s) => {
+        const t = target(ctx, s);
+        await waitBooted(hostOf(ctx, s.name), t);
+        await recordApplied(hostOf(ctx, s.name), 'rabbitmq', nodeState(renderRabbitmq(ctx.dep, t)));
+      }),
   );
   for (const spec of restart) {
     const host = hostOf(ctx, spec.name);
     const t = target(ctx, spec);
-    ctx.log(`rabbitmq on ${spec.name}: config changed, restarting`);
+    ctx.log(`rabbitmq on ${spec.name}: restarting (${why.get(spec.name)})`);
     await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
     const server = renderRabbitmq(ctx.dep, t).daemons.find((d) => d.name === 'rabbitmq');
     if (server) await host.startDaemon(server);
     await waitBooted(host, t);
+    await recordApplied(host, 'rabbitmq', nodeState(renderRabbitmq(ctx.dep, t)));
     outcomes[spec.name] = 'restarted';
   }
   const first = specs[0];
@@ -277,14 +302,17 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
     },
     { timeoutMs: 120_000, intervalMs: 1000 },
   );
-  const anyStarted = Object.values(outcomes).some((o) => o === 'started');
-  if (anyStarted || changedDefs.size > 0) {
+  // Definitions are cluster-wide: imported through the first node whenever they differ from what it imported last.
+  const defs = { config: digest(renderDefinitions(ctx.dep)), daemons: '' };
+  const importedDefs = await readApplied(firstHost, 'rabbitmq-definitions');
+  if (importedDefs?.config !== defs.config) {
     const r = await rabbitmqctl(firstHost, ft, ['import_definitions', `${ft.root}${DEFINITIONS}`]);
     if (r.code !== 0)
       throw new Error(`RabbitMQ on ${first.name}: importing definitions failed: ${r.stderr.trim()}`);
     if (!ctx.dep.globals.rabbitmqMirroredQueues) {
       await rabbitmqctl(firstHost, ft, ['clear_policy', 'ha-all']);
     }
+    await recordApplied(firstHost, 'rabbitmq-definitions', defs);
     if (outcomes[first.name] === 'unchanged') outcomes[first.name] = 'configured';
   }
   for (const spec of specs) ctx.log(`rabbitmq on ${spec.name}: ${outcomes[spec.name]}`);

@@ -1,6 +1,6 @@
 import type { Host } from '../hosts/host.js';
 import type { HostSpec } from '../model.js';
-import { daemonsFile, ensureDirs, syncFiles } from './files.js';
+import { daemonsFile, ensureDirs, readApplied, recordApplied, syncFiles, wantedState } from './files.js';
 import type { DeployContext, HostOutcome, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
 import { hostOf, target } from './types.js';
 
@@ -33,7 +33,11 @@ export async function deploySimpleService(
     const unit = opts.render(target(ctx, spec));
     await ensureDirs(host, unit);
     const changed = await syncFiles(host, [...unit.files, daemonsFile(opts.service, unit)]);
-    const daemonChanged = changed.some((p) => p.startsWith('/etc/stackha/daemons/'));
+    const want = wantedState(opts.service, unit);
+    const applied = await readApplied(host, opts.service);
+    // A file changed on disk, or a config written but never applied (an interrupted deploy): apply it now.
+    const configDue = changed.length > 0 || applied?.config !== want.config;
+    const daemonDue = applied?.daemons !== want.daemons;
     let outcome: HostOutcome = 'unchanged';
     for (const d of unit.daemons) {
       const pid = await host.daemonPid(d.name);
@@ -41,8 +45,8 @@ export async function deploySimpleService(
         await opts.beforeStart?.(host, spec);
         await host.startDaemon(d);
         outcome = 'started';
-      } else if (changed.length > 0) {
-        if (opts.reloadSignal && !daemonChanged) {
+      } else if (configDue || daemonDue) {
+        if (opts.reloadSignal && !daemonDue) {
           await host.signalDaemon(d.name, opts.reloadSignal);
           outcome = 'reloaded';
         } else {
@@ -53,7 +57,10 @@ export async function deploySimpleService(
         }
       }
     }
-    if (outcome !== 'unchanged') await opts.waitReady(host, spec);
+    if (outcome !== 'unchanged') {
+      await opts.waitReady(host, spec);
+      await recordApplied(host, opts.service, want);
+    }
     outcomes[spec.name] = outcome;
     ctx.log(`${opts.service} on ${spec.name}: ${outcome}`);
   };

@@ -466,3 +466,36 @@ describe('loadDeployment', () => {
     );
   });
 });
+
+describe('password characters', () => {
+  it('refuses a password that would need quoting in a config file, without printing it', async () => {
+    const { buildDeployment } = await import('../../src/inventory/load.js');
+    const { InventoryError } = await import('../../src/inventory/errors.js');
+    const multinode = '[control]\nctl1 ansible_host=198.18.0.11\n';
+    const globals = 'kolla_internal_vip_address: 198.18.0.10\n';
+    const keys = [
+      'database_password',
+      'mariadb_backup_database_password',
+      'rabbitmq_password',
+      'rabbitmq_cluster_cookie',
+      'keepalived_password',
+      'haproxy_password',
+      'memcache_secret_key',
+      'keystone_admin_password',
+      'keystone_database_password',
+    ];
+    const passwords = keys
+      .map((k) => `${k}: ${k === 'haproxy_password' ? '"sec ret#word"' : 'fine123'}`)
+      .join('\n');
+    let err: unknown;
+    try {
+      buildDeployment({ multinode, globals, passwords }, '/tmp/x');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InventoryError);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(/passwords\.yml:6 haproxy_password: contains a character/);
+    expect(msg).not.toContain('sec ret');
+  });
+});

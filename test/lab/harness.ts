@@ -1,0 +1,100 @@
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LabHost } from '../../src/hosts/lab.js';
+import { generatePasswords } from '../../src/inventory/genpwd.js';
+import { renderLabInventory } from '../../src/inventory/lab-inventory.js';
+import { loadDeployment } from '../../src/inventory/load.js';
+import {
+  type LabState,
+  labClient,
+  labConfigDir,
+  labDown,
+  labHost,
+  labUp,
+  listNamespaces,
+  namespacePids,
+  readLabState,
+} from '../../src/lab/lab.js';
+import type { Deployment } from '../../src/model.js';
+import { type ExecResult, execArgv } from '../../src/util/exec.js';
+
+export const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
+
+export interface TestLab {
+  readonly name: string;
+  readonly state: LabState;
+  readonly dep: Deployment;
+  readonly client: LabHost;
+  host(name: string): LabHost;
+  cli(args: readonly string[], timeoutMs?: number): Promise<ExecResult>;
+  /** Every pid seen in the lab's namespaces so far (to prove `lab down` ended them all). */
+  readonly seenPids: Set<number>;
+  recordPids(): Promise<void>;
+}
+
+/** A fresh lab with its own name and subnet; any leftover of an earlier failed run is taken down first. */
+export async function createTestLab(opts: {
+  name: string;
+  subnet: string;
+  hosts?: number;
+  globals?: Record<string, string>;
+}): Promise<TestLab> {
+  await labDown(opts.name, { purge: true });
+  const state = await labUp({ name: opts.name, hostCount: opts.hosts ?? 3, subnet: opts.subnet });
+  const dir = labConfigDir(opts.name);
+  mkdirSync(dir, { recursive: true });
+  const inv = renderLabInventory({
+    lab: opts.name,
+    hostCount: state.hosts.length,
+    subnetPrefix: state.prefix,
+  });
+  const extra = Object.entries(opts.globals ?? {})
+    .map(([k, v]) => `${k}: ${v}\n`)
+    .join('');
+  writeFileSync(join(dir, 'multinode'), inv.multinode);
+  writeFileSync(join(dir, 'globals.yml'), inv.globals + extra);
+  generatePasswords(join(dir, 'passwords.yml'));
+  const dep = loadDeployment(dir);
+  const seenPids = new Set<number>();
+  const lab: TestLab = {
+    name: opts.name,
+    state,
+    dep,
+    client: labClient(state),
+    host: (n) => labHost(state, n),
+    cli: (args, timeoutMs = 600_000) =>
+      execArgv([process.execPath, CLI, '--lab', opts.name, ...args], { timeoutMs, env: { NO_COLOR: '1' } }),
+    seenPids,
+    recordPids: async () => {
+      for (const ns of (await listNamespaces()).filter((n) => n.startsWith(`${opts.name}-`))) {
+        for (const p of await namespacePids(ns)) seenPids.add(p);
+      }
+    },
+  };
+  return lab;
+}
+
+/** What is left of a lab after `lab down`: namespaces, hosts files, route, state dir, live processes. */
+export async function leftovers(lab: TestLab): Promise<string[]> {
+  const left: string[] = [];
+  for (const ns of await listNamespaces()) if (ns.startsWith(`${lab.name}-`)) left.push(`namespace ${ns}`);
+  if (existsSync('/etc/netns')) {
+    for (const d of readdirSync('/etc/netns')) if (d.startsWith(`${lab.name}-`)) left.push(`/etc/netns/${d}`);
+  }
+  const route = await execArgv(['ip', 'route', 'show', `${lab.state.prefix}.0/24`]);
+  if (route.stdout.trim()) left.push(`route ${route.stdout.trim()}`);
+  if (readLabState(lab.name)) left.push('lab state');
+  if (existsSync(`/var/lib/stackha/labs/${lab.name}`)) left.push(`/var/lib/stackha/labs/${lab.name}`);
+  for (const pid of lab.seenPids) {
+    if (existsSync(`/proc/${pid}`)) {
+      const r = await execArgv(['ps', '-o', 'stat=,comm=', '-p', String(pid)]);
+      if (r.stdout.trim() && !r.stdout.trim().startsWith('Z')) left.push(`process ${pid} ${r.stdout.trim()}`);
+    }
+  }
+  return left;
+}
+
+export function saveReport(name: string, data: unknown): void {
+  mkdirSync('reports', { recursive: true });
+  writeFileSync(join('reports', `${name}.json`), `${JSON.stringify(data, null, 2)}\n`);
+}

@@ -1,0 +1,26 @@
+// Golden-file comparison for rendered configs. The golden files are real, reviewed files committed under
+// test/golden/; `UPDATE_GOLDEN=1 npx vitest run test/unit` rewrites them from the current renderers.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { expect } from 'vitest';
+
+export const GOLDEN_DIR = join(import.meta.dirname, '../golden');
+
+const UPDATE_HINT = 'run `UPDATE_GOLDEN=1 npx vitest run test/unit` and review the result';
+
+/** Compares `actual` with test/golden/<name>; with UPDATE_GOLDEN=1 writes it instead. */
+export function expectGolden(name: string, actual: string): void {
+  const file = join(GOLDEN_DIR, name);
+  if (process.env.UPDATE_GOLDEN === '1') {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, actual);
+    return;
+  }
+  if (!existsSync(file)) {
+    expect.fail(`golden file test/golden/${name} is missing: ${UPDATE_HINT}`);
+  }
+  const expected = readFileSync(file, 'utf8');
+  expect(actual, `differs from test/golden/${name} (if the change is intended, ${UPDATE_HINT})`).toBe(
+    expected,
+  );
+}
