@@ -43,7 +43,8 @@ export function renderKeepalivedConf(dep: Deployment, t: RenderTarget): string {
     `  advert_int ${k.advertIntSec}`,
   ];
   if (g.keepalivedUnicastPeers) {
-    lines.push(`  unicast_src_ip ${t.host.address}`, '  unicast_peer {');
+    // check_unicast_src: adverts from anything but a listed peer are dropped, the protection VRRPv3 still has.
+    lines.push(`  unicast_src_ip ${t.host.address}`, '  check_unicast_src', '  unicast_peer {');
     for (const peer of lbs) if (peer.name !== t.host.name) lines.push(`    ${peer.address}`);
     lines.push('  }');
   }
