@@ -30,7 +30,8 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install` honours package-lock.json; `npm ci` rejects this npm's own lock (it omits other platforms' optional packages).
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 if [ ! -f dist/cli/main.js ] || [ -n "$(find src -newer dist/cli/main.js -name '*.ts' -print -quit)" ]; then
