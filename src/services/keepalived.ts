@@ -1,9 +1,11 @@
 import type { Host } from '../hosts/host.js';
 import type { Deployment } from '../model.js';
 import { hostsFor } from '../topology.js';
+import { waitFor } from '../util/wait.js';
 import { HAPROXY_STATS_PORT } from './haproxy.js';
 import { deploySimpleService } from './simple.js';
 import type { DeployContext, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
+import { hostOf } from './types.js';
 
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf';
 const CHECK_SCRIPT = '/etc/keepalived/check_haproxy.sh';
@@ -115,9 +117,24 @@ export async function holdsVip(host: Host, dep: Deployment): Promise<boolean> {
   return r.stdout.includes(` ${dep.globals.internalVip}/`);
 }
 
-export function deployKeepalived(ctx: DeployContext): Promise<ServiceResult> {
+/** Resolves with the VIP holder once exactly one loadbalancer host holds the VIP. */
+export function waitOneVipHolder(ctx: DeployContext, timeoutMs = 30_000): Promise<string> {
+  return waitFor(
+    `exactly one holder of the VIP ${ctx.dep.globals.internalVip}`,
+    async () => {
+      const holders: string[] = [];
+      for (const spec of hostsFor(ctx.dep, 'keepalived')) {
+        if (await holdsVip(hostOf(ctx, spec.name), ctx.dep)) holders.push(spec.name);
+      }
+      return holders.length === 1 ? holders[0] : undefined;
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
+}
+
+export async function deployKeepalived(ctx: DeployContext): Promise<ServiceResult> {
   const dep = ctx.dep;
-  return deploySimpleService(ctx, {
+  const result = await deploySimpleService(ctx, {
     service: 'keepalived',
     hosts: hostsFor(dep, 'keepalived'),
     render: (t) => renderKeepalived(dep, t),
@@ -137,4 +154,9 @@ export function deployKeepalived(ctx: DeployContext): Promise<ServiceResult> {
     },
     waitReady: async () => {},
   });
+  // Done means the VIP answers: one master elected (a few advert intervals after the first start).
+  if (Object.values(result.outcomes).some((o) => o !== 'unchanged')) {
+    ctx.log(`VIP held by ${await waitOneVipHolder(ctx)}`);
+  }
+  return result;
 }
