@@ -17,11 +17,12 @@ import {
   labStatus,
   labUp,
   powerOnHost,
-  readLabState,
   setLink,
   subnetPrefix,
 } from '../lab/lab.js';
 import { clusterProblems, clusterStatus, formatStatus } from '../ops/status.js';
+import { COMMANDS } from './commands.js';
+import { cliContext } from './common.js';
 
 const program = new Command();
 program
@@ -33,14 +34,9 @@ program
     'directory holding multinode, globals.yml and passwords.yml (overrides --lab)',
   );
 
-function configDir(): string {
-  const o = program.opts<{ lab: string; configDir?: string }>();
-  return o.configDir ?? process.env.STACKHA_CONFIG_DIR ?? labConfigDir(o.lab);
-}
-
-function lab(): string {
-  return program.opts<{ lab: string }>().lab;
-}
+const cli = cliContext(program);
+const configDir = cli.configDir;
+const lab = cli.lab;
 
 program
   .command('genpwd')
@@ -162,11 +158,7 @@ labCmd
     console.log(`  total ${(s.totalRssKiB / 1024).toFixed(0)} MiB resident`);
   });
 
-function requireLab() {
-  const state = readLabState(lab());
-  if (!state) throw new Error(`lab ${lab()} is not up`);
-  return state;
-}
+const requireLab = cli.requireLab;
 
 const fault = labCmd
   .command('fault')
@@ -212,6 +204,9 @@ fault
     await setLink(requireLab(), host, true);
     console.log(`${host} link restored`);
   });
+
+// Commands of later work register themselves here, each from its own module.
+for (const register of COMMANDS) register(program, cli);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof InventoryError) {
