@@ -1,4 +1,4 @@
-import type { ProfileName, Tuning } from './model.js';
+import type { Deployment, ProfileName, Tuning } from './model.js';
 
 /** Priorities far apart (150/100/50 for three hosts): close ones gave two masters for a moment with fast adverts. */
 function spreadPriorities(count: number): number[] {
@@ -42,4 +42,9 @@ const PROFILES: Record<ProfileName, Tuning> = {
 
 export function tuningFor(profile: ProfileName): Tuning {
   return PROFILES[profile];
+}
+
+/** The same deployment tuned with another profile (what `--profile` selects for a comparison run). */
+export function withProfile(dep: Deployment, profile: ProfileName): Deployment {
+  return { ...dep, globals: { ...dep.globals, profile }, tuning: tuningFor(profile) };
 }

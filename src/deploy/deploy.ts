@@ -5,6 +5,7 @@ import { deployGalera, deployGaleraHealth } from '../services/galera.js';
 import { deployHaproxy, infraLoadBalancedServices } from '../services/haproxy.js';
 import { deployKeepalived } from '../services/keepalived.js';
 import { deployMemcached } from '../services/memcached.js';
+import { deployProbeApi, probeApiEnabled, probeApiLoadBalanced } from '../services/probe-api.js';
 import { deployRabbitmq } from '../services/rabbitmq.js';
 import type { DeployContext, ServiceResult } from '../services/types.js';
 import { builtScript } from '../util/paths.js';
@@ -36,9 +37,14 @@ export function deploySteps(): Step[] {
     },
     { title: 'rabbitmq', enabled: (d) => d.globals.enabled.rabbitmq, run: deployRabbitmq },
     {
+      title: 'probe API (lab stand-in for OpenStack APIs)',
+      enabled: probeApiEnabled,
+      run: (c) => deployProbeApi(c, [process.execPath, builtScript('agents/probe-api.js')]),
+    },
+    {
       title: 'haproxy',
       enabled: (d) => d.globals.enabled.haproxy,
-      run: (c) => deployHaproxy(c, infraLoadBalancedServices(c.dep)),
+      run: (c) => deployHaproxy(c, [...infraLoadBalancedServices(c.dep), ...probeApiLoadBalanced(c.dep)]),
     },
     { title: 'keepalived', enabled: (d) => d.globals.enabled.keepalived, run: deployKeepalived },
   ];
@@ -63,12 +69,12 @@ export function summarize(results: readonly ServiceResult[]): string {
 
 export async function deploy(
   dep: Deployment,
-  opts: { renderer?: 'default' | 'simple' } = {},
+  opts: { renderer?: 'default' | 'simple' | 'silent' } = {},
 ): Promise<DeployReport> {
   const started = Date.now();
   const conn = connect(dep);
   const results: ServiceResult[] = [];
-  const fancy = (opts.renderer ?? (process.stdout.isTTY ? 'default' : 'simple')) === 'default';
+  const renderer = opts.renderer ?? (process.stdout.isTTY ? 'default' : 'simple');
   const steps = deploySteps().filter((s) => s.enabled(dep));
   const list = new Listr(
     steps.map((step) => ({
@@ -91,7 +97,7 @@ export async function deploy(
     {
       concurrent: false,
       exitOnError: true,
-      renderer: fancy ? 'default' : 'simple',
+      renderer,
       fallbackRenderer: 'simple',
       rendererOptions: { collapseSubtasks: false },
     },

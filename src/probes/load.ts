@@ -1,0 +1,341 @@
+#!/usr/bin/env node
+// The chaos load generator, run inside the lab's client namespace. Drives four workloads at once against the
+// deployment the way OpenStack services use it, and records every operation (start, latency, outcome):
+//   sql   INSERTs with client-chosen unique ids through VIP:3306, counted when COMMIT is acknowledged; reads
+//   amqp  persistent publishes with confirms to a quorum (or mirrored classic) queue, connecting to the broker
+//         list (not the VIP) like oslo.messaging; a consumer acks what it receives
+//   mc    memcached set+get over every server with client-side hashing (memjs: hash % n, failover)
+//   http  GET through the VIP to an HAProxy frontend
+// Runs until SIGTERM, then stops producing, drains the consumer and writes its final accounting.
+// Usage: load CONFIG.json   (the config holds passwords: written 0600 by the controller)
+import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import amqp from 'amqplib';
+import mariadb, { type Connection as DbConnection } from 'mariadb';
+import memjs from 'memjs';
+
+export interface LoadConfig {
+  readonly runId: string;
+  readonly opsFile: string;
+  readonly finalFile: string;
+  readonly vip: string;
+  readonly dbPassword: string;
+  readonly brokers: readonly string[];
+  readonly amqpPassword: string;
+  readonly queue: string;
+  readonly queueType: 'quorum' | 'classic';
+  readonly memcachedServers: readonly string[];
+  readonly httpUrl: string | undefined;
+  /** Pause between operations of one workload, ms. */
+  readonly intervalMs: number;
+  readonly drainMs: number;
+  readonly maxSeconds: number;
+}
+
+/** One operation as recorded: workload, start (epoch ms), latency (ms), ok, error kind. */
+export interface OpRecord {
+  readonly w: 'sql' | 'sqlr' | 'amqp' | 'mc' | 'http';
+  readonly t: number;
+  readonly l: number;
+  readonly ok: boolean;
+  readonly e?: string;
+}
+
+export interface LoadFinal {
+  readonly sqlAcked: string[];
+  readonly amqpConfirmed: string[];
+  /** id -> times received */
+  readonly amqpReceived: Record<string, number>;
+  readonly amqpReconnects: number;
+  readonly sqlReconnects: number;
+  readonly drained: boolean;
+}
+
+const cfg = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as LoadConfig;
+const out = createWriteStream(cfg.opsFile, { flags: 'w' });
+let stopping = false;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function record(w: OpRecord['w'], t: number, ok: boolean, err?: unknown): void {
+  const rec: OpRecord = { w, t, l: Date.now() - t, ok };
+  if (!ok) {
+    const e = err instanceof Error ? ((err as { code?: string }).code ?? err.message) : String(err);
+    out.write(`${JSON.stringify({ ...rec, e: e.slice(0, 80) })}\n`);
+  } else out.write(`${JSON.stringify(rec)}\n`);
+}
+
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+// ---------------------------------------------------------------------------------------------------- SQL
+const sqlAcked: string[] = [];
+let sqlReconnects = 0;
+
+async function sqlConnect(): Promise<DbConnection> {
+  const conn = await mariadb.createConnection({
+    host: cfg.vip,
+    port: 3306,
+    user: 'root',
+    password: cfg.dbPassword,
+    database: 'stackha_chaos',
+    connectTimeout: 2000,
+    // A commit stalled longer than this counts as failed (its outcome unknown, so it is not counted acknowledged).
+    socketTimeout: 15_000,
+  });
+  // The server closing an idle connection is reported as an event; the next query fails and reconnects.
+  conn.on('error', () => {});
+  return conn;
+}
+
+async function sqlWriter(): Promise<void> {
+  let conn: DbConnection | undefined;
+  let seq = 0;
+  while (!stopping) {
+    const t = Date.now();
+    const id = `${cfg.runId}-${seq++}`;
+    try {
+      conn ??= await sqlConnect();
+      await conn.query('INSERT INTO acked (id, run_id) VALUES (?, ?)', [id, cfg.runId]);
+      sqlAcked.push(id);
+      record('sql', t, true);
+    } catch (err) {
+      record('sql', t, false, err);
+      await conn?.destroy();
+      conn = undefined;
+      sqlReconnects++;
+    }
+    await sleep(cfg.intervalMs);
+  }
+  await conn?.end().catch(() => {});
+}
+
+async function sqlReader(): Promise<void> {
+  let conn: DbConnection | undefined;
+  while (!stopping) {
+    const t = Date.now();
+    try {
+      conn ??= await sqlConnect();
+      await conn.query('SELECT COUNT(*) AS n FROM acked WHERE run_id = ?', [cfg.runId]);
+      record('sqlr', t, true);
+    } catch (err) {
+      record('sqlr', t, false, err);
+      await conn?.destroy();
+      conn = undefined;
+    }
+    await sleep(cfg.intervalMs * 5);
+  }
+  await conn?.end().catch(() => {});
+}
+
+// ---------------------------------------------------------------------------------------------------- AMQP
+type AmqpConnection = Awaited<ReturnType<typeof amqp.connect>>;
+const amqpConfirmed: string[] = [];
+const amqpReceived = new Map<string, number>();
+let amqpReconnects = 0;
+let publisherDone = false;
+
+const queueArgs = () => (cfg.queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : {});
+
+/** Connects to the first broker that answers, starting at `start` (oslo.messaging walks its host list). */
+async function amqpConnect(start: number): Promise<{ conn: AmqpConnection; index: number }> {
+  let last: unknown;
+  for (let i = 0; i < cfg.brokers.length; i++) {
+    const index = (start + i) % cfg.brokers.length;
+    try {
+      const url = `amqp://openstack:${encodeURIComponent(cfg.amqpPassword)}@${cfg.brokers[index]}:5672/?heartbeat=5`;
+      const conn = await amqp.connect(url, { timeout: 2000 });
+      conn.on('error', () => {});
+      return { conn, index };
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last instanceof Error ? last : new Error('no broker');
+}
+
+async function amqpPublisher(): Promise<void> {
+  let seq = 0;
+  let start = 0;
+  while (!stopping) {
+    let conn: AmqpConnection | undefined;
+    try {
+      const c = await amqpConnect(start);
+      conn = c.conn;
+      const ch = await conn.createConfirmChannel();
+      ch.on('error', () => {});
+      await within(5000, ch.assertQueue(cfg.queue, { durable: true, arguments: queueArgs() }));
+      while (!stopping) {
+        const t = Date.now();
+        const id = `${cfg.runId}-${seq++}`;
+        try {
+          await within(
+            5000,
+            new Promise<void>((resolve, reject) => {
+              ch.sendToQueue(
+                cfg.queue,
+                Buffer.from(id),
+                { persistent: true, messageId: id },
+                (err: unknown) => (err ? reject(err) : resolve()),
+              );
+            }),
+          );
+          amqpConfirmed.push(id);
+          record('amqp', t, true);
+        } catch (err) {
+          // A nack or a silent channel: RabbitMQ 3.10 can leave a channel nacking everything after a leader
+          // change, so never stay on it. Reconnect, starting with the next broker.
+          record('amqp', t, false, err);
+          throw err;
+        }
+        await sleep(cfg.intervalMs);
+      }
+    } catch {
+      amqpReconnects++;
+      start++;
+      await sleep(200);
+    } finally {
+      await conn?.close().catch(() => {});
+    }
+  }
+  publisherDone = true;
+}
+
+async function amqpConsumer(): Promise<void> {
+  let start = 1;
+  while (!(publisherDone && drainComplete())) {
+    let conn: AmqpConnection | undefined;
+    try {
+      const c = await amqpConnect(start);
+      conn = c.conn;
+      const closed = new Promise<void>((resolve) => conn?.on('close', () => resolve()));
+      const ch = await conn.createChannel();
+      ch.on('error', () => {});
+      await within(5000, ch.assertQueue(cfg.queue, { durable: true, arguments: queueArgs() }));
+      await ch.prefetch(200);
+      await ch.consume(cfg.queue, (msg) => {
+        if (!msg) return;
+        const id = msg.content.toString();
+        amqpReceived.set(id, (amqpReceived.get(id) ?? 0) + 1);
+        ch.ack(msg);
+      });
+      while (!(publisherDone && drainComplete())) {
+        const r = await Promise.race([closed.then(() => 'closed'), sleep(200).then(() => 'tick')]);
+        if (r === 'closed') throw new Error('connection closed');
+      }
+    } catch {
+      amqpReconnects++;
+      start++;
+      await sleep(200);
+    } finally {
+      await conn?.close().catch(() => {});
+    }
+  }
+}
+
+let drainDeadline = Number.POSITIVE_INFINITY;
+function drainComplete(): boolean {
+  if (Date.now() > drainDeadline) return true;
+  return amqpConfirmed.every((id) => amqpReceived.has(id));
+}
+
+// ---------------------------------------------------------------------------------------------------- memcached
+async function memcachedWorkload(): Promise<void> {
+  // Like python-memcached/oslo.cache: hash over every server, skip a dead one for a while.
+  const client = memjs.Client.create(cfg.memcachedServers.join(','), {
+    failover: true,
+    failoverTime: 30,
+    retries: 0,
+    timeout: 0.5,
+    conntimeout: 0.5,
+    keepAlive: true,
+    logger: { log: () => {} },
+  });
+  let seq = 0;
+  while (!stopping) {
+    const t = Date.now();
+    const key = `${cfg.runId}-k${seq % 500}`;
+    const value = String(seq++);
+    try {
+      await within(2000, client.set(key, value, { expires: 600 }));
+      const got = await within(2000, client.get(key));
+      if (got.value?.toString() !== value) throw new Error('stale');
+      record('mc', t, true);
+    } catch (err) {
+      record('mc', t, false, err);
+    }
+    await sleep(cfg.intervalMs);
+  }
+  client.close();
+}
+
+// ---------------------------------------------------------------------------------------------------- HTTP
+async function httpWorkload(url: string): Promise<void> {
+  while (!stopping) {
+    const t = Date.now();
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      await res.arrayBuffer();
+      if (res.status >= 500) throw new Error(`http ${res.status}`);
+      record('http', t, true);
+    } catch (err) {
+      record('http', t, false, err);
+    }
+    await sleep(cfg.intervalMs);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------- main
+async function setupSql(): Promise<void> {
+  const conn = await mariadb.createConnection({
+    host: cfg.vip,
+    user: 'root',
+    password: cfg.dbPassword,
+    connectTimeout: 5000,
+  });
+  try {
+    await conn.query('CREATE DATABASE IF NOT EXISTS stackha_chaos');
+    await conn.query(
+      'CREATE TABLE IF NOT EXISTS stackha_chaos.acked (id VARCHAR(80) PRIMARY KEY, run_id VARCHAR(40) NOT NULL, ' +
+        'created TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), KEY (run_id))',
+    );
+  } finally {
+    await conn.end();
+  }
+}
+
+async function main(): Promise<void> {
+  await setupSql();
+  const hardStop = setTimeout(() => {
+    stopping = true;
+  }, cfg.maxSeconds * 1000);
+  process.on('SIGTERM', () => {
+    stopping = true;
+  });
+  const producers = [sqlWriter(), sqlReader(), amqpPublisher(), memcachedWorkload()];
+  if (cfg.httpUrl) producers.push(httpWorkload(cfg.httpUrl));
+  const consumer = amqpConsumer();
+  await Promise.all(producers);
+  clearTimeout(hardStop);
+  drainDeadline = Date.now() + cfg.drainMs;
+  await consumer;
+  const final: LoadFinal = {
+    sqlAcked,
+    amqpConfirmed,
+    amqpReceived: Object.fromEntries(amqpReceived),
+    amqpReconnects,
+    sqlReconnects,
+    drained: amqpConfirmed.every((id) => amqpReceived.has(id)),
+  };
+  await new Promise<void>((resolve) => out.end(() => resolve()));
+  writeFileSync(cfg.finalFile, JSON.stringify(final));
+  process.exit(0);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`load: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
