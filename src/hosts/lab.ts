@@ -178,7 +178,8 @@ export class LabHost implements Host {
   }
 
   async tcpConnect(address: string, port: number, timeoutMs = 2000): Promise<boolean> {
-    const secs = (timeoutMs / 1000).toFixed(1);
+    // The bound covers the connect; starting `ip netns exec` and bash gets its own second on a busy machine.
+    const secs = (timeoutMs / 1000 + 1).toFixed(1);
     const r = await this.exec(['timeout', secs, 'bash', '-c', `exec 3<>/dev/tcp/${address}/${port}`], {
       timeoutMs: timeoutMs + 2000,
     });

@@ -52,7 +52,7 @@ export async function clusterStatus(dep: Deployment): Promise<ClusterStatus> {
       hostsFor(dep, 'memcached').map(async (s) => ({
         host: s.name,
         running: (await h(s.name).daemonPid('memcached')) !== undefined,
-        answering: await h(s.name).tcpConnect(s.address, MEMCACHED_PORT, 1000),
+        answering: await h(s.name).tcpConnect(s.address, MEMCACHED_PORT, 2000),
       })),
     ),
   ]);
