@@ -110,7 +110,8 @@ async function settle(ctx: ChaosContext, timeoutMs: number): Promise<string[]> {
     await waitFor(
       'the cluster to be whole',
       async () => ((await problemsNow(ctx)).length === 0 ? true : undefined),
-      { timeoutMs, intervalMs: 1000 },
+      // A full status runs rabbitmqctl on every node (an Erlang VM each): not more often than this.
+      { timeoutMs, intervalMs: 3000 },
     );
     return [];
   } catch {

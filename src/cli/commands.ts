@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
+import { registerBench } from './bench.js';
+import { registerChaos } from './chaos.js';
 import type { CliContext } from './common.js';
+import { registerRecover } from './recover.js';
 
 export type RegisterCommand = (program: Command, cli: CliContext) => void;
 
 /** Command groups beyond lab/deploy/status, each in its own module. */
-export const COMMANDS: RegisterCommand[] = [];
+export const COMMANDS: RegisterCommand[] = [registerChaos, registerBench, registerRecover];
