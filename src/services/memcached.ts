@@ -46,10 +46,10 @@ export function memcachedServers(dep: Deployment): string[] {
   return hostsFor(dep, 'memcached').map((h) => `${h.address}:${MEMCACHED_PORT}`);
 }
 
-export function memcachedReady(host: Host, timeoutMs = 15_000): Promise<true> {
+export function memcachedReady(host: Host, timeoutMs = 60_000): Promise<true> {
   return waitFor(
     `memcached on ${host.name}`,
-    async () => ((await host.tcpConnect(host.address, MEMCACHED_PORT, 1000)) ? true : undefined),
+    async () => ((await host.tcpConnect(host.address, MEMCACHED_PORT, 2000)) ? true : undefined),
     { timeoutMs },
   );
 }

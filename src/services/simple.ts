@@ -58,7 +58,11 @@ export async function deploySimpleService(
       }
     }
     if (outcome !== 'unchanged') {
-      await opts.waitReady(host, spec);
+      try {
+        await opts.waitReady(host, spec);
+      } catch (err) {
+        throw new Error(`${err instanceof Error ? err.message : String(err)}${await daemonReport(host, unit)}`);
+      }
       await recordApplied(host, opts.service, want);
     }
     outcomes[spec.name] = outcome;
@@ -70,4 +74,15 @@ export async function deploySimpleService(
     await Promise.all(opts.hosts.map(one));
   }
   return { service: opts.service, outcomes };
+}
+
+/** Whether each daemon of the unit is alive, and the tail of its log: what an operator needs when one is not ready. */
+async function daemonReport(host: Host, unit: ServiceUnit): Promise<string> {
+  const parts: string[] = [];
+  for (const d of unit.daemons) {
+    const pid = await host.daemonPid(d.name);
+    const tail = (await host.readFile(d.logFile))?.trim().split('\n').slice(-5).join('\n    ');
+    parts.push(`\n  ${d.name}: ${pid === undefined ? 'not running' : `running (pid ${pid})`}${tail ? `; log:\n    ${tail}` : ''}`);
+  }
+  return parts.join('');
 }
