@@ -39,7 +39,9 @@ export function execArgv(argv: readonly string[], opts: ExecOptions = {}): Promi
   if (!cmd) throw new Error('execArgv: empty argv');
   return new Promise((resolve) => {
     const child = spawn(cmd, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
+      // No input: stdin is /dev/null. Node's pipes are socketpairs, and bash treats a socket on stdin as a remote
+      // shell and sources ~/.bashrc even for `bash -c` (here: pyenv init, whose lock stalled concurrent probes).
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },
       detached: true, // own process group, so a timeout ends the whole tree by pgid
     });
@@ -61,10 +63,10 @@ export function execArgv(argv: readonly string[], opts: ExecOptions = {}): Promi
     }, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     const onAbort = (): void => killTree();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    child.stdout.on('data', (d: Buffer) => {
+    child.stdout?.on('data', (d: Buffer) => {
       stdout += d.toString();
     });
-    child.stderr.on('data', (d: Buffer) => {
+    child.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
     const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
@@ -79,10 +81,12 @@ export function execArgv(argv: readonly string[], opts: ExecOptions = {}): Promi
       finish(127, null);
     });
     child.on('close', finish);
-    child.stdin.on('error', () => {
-      /* the command may not read stdin */
-    });
-    child.stdin.end(opts.input ?? '');
+    if (child.stdin) {
+      child.stdin.on('error', () => {
+        /* the command may not read stdin */
+      });
+      child.stdin.end(opts.input ?? '');
+    }
   });
 }
 
