@@ -26,8 +26,8 @@ import {
 import type { RenderTarget } from '../services/types.js';
 import { hostsFor } from '../topology.js';
 
-/** What recovery found on one Galera host. */
-export interface NodeFinding {
+/** What recovery found on one Galera host: where its data stands (see NodePosition) and whether it runs. */
+export interface NodeFinding extends NodePosition {
   readonly host: string;
   /** mariadbd is running there (tracked by stackha, or something answers on the Galera ports). */
   readonly running: boolean;
@@ -35,15 +35,6 @@ export interface NodeFinding {
   readonly state: string | undefined;
   readonly clusterStatus: string | undefined;
   readonly clusterSize: number | undefined;
-  readonly grastate: GraState | undefined;
-  /** Where the node's data stands; undefined when unknown (running, no data, recovery failed). */
-  readonly position: GaleraPosition | undefined;
-  readonly source: PositionSource | undefined;
-  /** Why the position is unknown (or what else is wrong with the node). */
-  readonly problem: string | undefined;
-  readonly recoverSeconds: number | undefined;
-  /** False when the datadir holds nothing to bootstrap from (no grastate.dat, no InnoDB files). */
-  readonly hasData: boolean;
 }
 
 export interface JoinPlan {
