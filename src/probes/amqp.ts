@@ -77,6 +77,24 @@ function within<T>(ms: number, p: Promise<T>): Promise<T> {
 }
 const OP_TIMEOUT_MS = 3000;
 
+/** Connects to the first broker that answers and opens a channel on the queue; every step bounded. */
+async function openQueue<C extends 'confirm' | 'plain'>(args: Args, password: string, kind: C) {
+  const { conn, broker } = await connect(args.brokers, password);
+  conn.on('error', () => {});
+  try {
+    const ch = kind === 'confirm' ? await conn.createConfirmChannel() : await conn.createChannel();
+    ch.on('error', () => {});
+    await within(
+      OP_TIMEOUT_MS,
+      ch.assertQueue(args.queue, { durable: true, arguments: queueArgs(args.type) }),
+    );
+    return { conn, broker, ch: ch as C extends 'confirm' ? amqp.ConfirmChannel : amqp.Channel };
+  } catch (err) {
+    await conn.close().catch(() => {});
+    throw err;
+  }
+}
+
 /**
  * Publishes ids one by one with confirms. A failed channel or connection (a broker dying, or RabbitMQ 3.10's
  * quorum-queue channel that nacks everything after a leader change) means reconnect and resend what was not
@@ -91,16 +109,10 @@ async function publish(args: Args, password: string, deadline: number) {
   while (next < args.count && Date.now() < deadline) {
     let conn: AmqpConnection | undefined;
     try {
-      const c = await connect(args.brokers, password);
-      conn = c.conn;
-      broker = c.broker;
-      conn.on('error', () => {});
-      const ch = await conn.createConfirmChannel();
-      ch.on('error', () => {});
-      await within(
-        OP_TIMEOUT_MS,
-        ch.assertQueue(args.queue, { durable: true, arguments: queueArgs(args.type) }),
-      );
+      const opened = await openQueue(args, password, 'confirm');
+      conn = opened.conn;
+      broker = opened.broker;
+      const ch = opened.ch;
       while (next < args.count) {
         const id = `${args.prefix}-${next}`;
         await within(
@@ -136,16 +148,10 @@ async function consume(args: Args, password: string, deadline: number) {
   while (Date.now() < deadline) {
     let conn: AmqpConnection | undefined;
     try {
-      const c = await connect(args.brokers, password);
-      conn = c.conn;
-      broker = c.broker;
-      conn.on('error', () => {});
-      const ch = await conn.createChannel();
-      ch.on('error', () => {});
-      await within(
-        OP_TIMEOUT_MS,
-        ch.assertQueue(args.queue, { durable: true, arguments: queueArgs(args.type) }),
-      );
+      const opened = await openQueue(args, password, 'plain');
+      conn = opened.conn;
+      broker = opened.broker;
+      const ch = opened.ch;
       for (;;) {
         const msg = await within(OP_TIMEOUT_MS, ch.get(args.queue, { noAck: false }));
         if (!msg) {
