@@ -10,7 +10,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 PACKAGES=(mariadb-server mariadb-client galera-4 rsync rabbitmq-server haproxy keepalived memcached
-  socat iproute2 procps curl)
+  socat iproute2 procps curl
+  # Keystone (enable_keystone, on in the lab): ~230 packages, about 80 s the first time.
+  python3-keystone uwsgi uwsgi-plugin-python3 python3-openstackclient)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

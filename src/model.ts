@@ -17,6 +17,12 @@ export interface HostSpec {
 export const INFRA_SERVICES = ['memcached', 'mariadb', 'rabbitmq', 'haproxy', 'keepalived'] as const;
 export type InfraService = (typeof INFRA_SERVICES)[number];
 
+/** The OpenStack API services stackha deploys behind the VIP (src/services/api/framework.ts). */
+export const API_SERVICES = ['keystone'] as const;
+export type ApiService = (typeof API_SERVICES)[number];
+/** Everything `enable_<name>` in globals.yml can switch on or off. */
+export type Service = InfraService | ApiService;
+
 /**
  * Tuning profile: `stackha` (fast failure detection, measured on this kind of machine) or `kolla`
  * (kolla-ansible's defaults), selectable with `stackha_profile` in globals.yml so both can be compared.
@@ -64,8 +70,8 @@ export interface Globals {
   readonly keepalivedVirtualRouterId: number;
   /** keepalived_unicast_peers: send VRRP adverts to the peers' addresses instead of multicast. */
   readonly keepalivedUnicastPeers: boolean;
-  /** enable_mariadb, enable_rabbitmq, enable_memcached, enable_haproxy, enable_keepalived */
-  readonly enabled: Readonly<Record<InfraService, boolean>>;
+  /** enable_mariadb, enable_rabbitmq, enable_memcached, enable_haproxy, enable_keepalived, enable_keystone */
+  readonly enabled: Readonly<Record<Service, boolean>>;
   /** om_enable_rabbitmq_quorum_queues (default true): OpenStack services declare quorum queues. */
   readonly rabbitmqQuorumQueues: boolean;
   /** om_enable_rabbitmq_high_availability (default false): classic mirrored-queue policy `ha-mode: all`. */

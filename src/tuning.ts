@@ -1,9 +1,16 @@
 import type { Deployment, ProfileName, Tuning } from './model.js';
 
-/** Priorities far apart (150/100/50 for three hosts): close ones gave two masters for a moment with fast adverts. */
-function spreadPriorities(count: number): number[] {
-  const step = Math.min(50, Math.floor(200 / Math.max(count, 1)));
-  return Array.from({ length: count }, (_, i) => 50 + step * (count - 1 - i));
+/** Priority of the i-th load balancer: 150/100/50 for the first three, then 40, 30, 20, 10, 5, 1. */
+const STABLE_PRIORITIES = [150, 100, 50, 40, 30, 20, 10, 5] as const;
+
+/**
+ * Priorities far apart (close ones gave two masters for a moment with fast adverts), and each host's independent of
+ * how many hosts there are: adding a load balancer at the end (or removing the last) leaves every other host's
+ * keepalived.conf alone. That matters because reloading keepalived re-elects the master: a holder that is not the
+ * highest-priority host would lose the VIP, and every client connection through it.
+ */
+export function spreadPriorities(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => STABLE_PRIORITIES[i] ?? 1);
 }
 
 /** kolla-ansible gives the loadbalancer hosts priorities 1, 2, 3 ... in inventory order, reversed here so the first host wins. */

@@ -1,6 +1,6 @@
 import type { OpRecord } from '../probes/load.js';
 
-export const WORKLOADS = ['sql', 'sqlr', 'amqp', 'mc', 'http'] as const;
+export const WORKLOADS = ['sql', 'sqlr', 'amqp', 'mc', 'http', 'tok'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export const WORKLOAD_LABELS: Record<Workload, string> = {
@@ -9,6 +9,7 @@ export const WORKLOAD_LABELS: Record<Workload, string> = {
   amqp: 'AMQP publish',
   mc: 'memcached',
   http: 'HTTP API',
+  tok: 'token issue',
 };
 
 export interface LatencyStats {

@@ -50,7 +50,7 @@ export function formatResults(results: readonly ScenarioResult[]): string {
 
 /** A compact outage table: scenario x workload, longest gap in seconds and failures, per profile. */
 export function formatOutageTable(results: readonly ScenarioResult[]): string {
-  const workloads = ['sql', 'sqlr', 'amqp', 'mc', 'http'] as const;
+  const workloads = ['sql', 'sqlr', 'amqp', 'mc', 'http', 'tok'] as const;
   const header = [
     'scenario',
     'profile',

@@ -3,11 +3,12 @@ import { deploy } from '../deploy/deploy.js';
 import { type Connection, connect } from '../hosts/connect.js';
 import type { Host } from '../hosts/host.js';
 import type { LabHost } from '../hosts/lab.js';
-import { type LabState, labClient } from '../lab/lab.js';
+import { type LabState, labClient, readLabState } from '../lab/lab.js';
 import type { Deployment } from '../model.js';
 import { clusterProblems, clusterStatus } from '../ops/status.js';
 import { clientSql } from '../probes/client.js';
 import type { LoadConfig, LoadFinal } from '../probes/load.js';
+import { KEYSTONE_ADMIN, KEYSTONE_PORT, keystoneEnabled } from '../services/keystone.js';
 import { memcachedServers } from '../services/memcached.js';
 import { PROBE_API_PORT, probeApiEnabled } from '../services/probe-api.js';
 import { hostsFor } from '../topology.js';
@@ -28,6 +29,11 @@ export interface ChaosContext {
   /** `stackha deploy`, in-process and quiet: what an operator runs to bring back what died. */
   redeploy(): Promise<void>;
   readonly queueType: 'quorum' | 'classic';
+  /**
+   * A scale scenario added or removed a host: from here on `dep`, `conn`, `lab` and the final verification (whole,
+   * nothing lost) follow the new deployment.
+   */
+  setDeployment(dep: Deployment): void;
 }
 
 export interface Scenario {
@@ -39,6 +45,8 @@ export interface Scenario {
   inject(ctx: ChaosContext): Promise<string>;
   /** Heals: what an operator would do (restart what died, power the host on, recover). */
   heal(ctx: ChaosContext): Promise<void>;
+  /** Runs before the cluster check and the load (e.g. grow the lab so there is a host to remove). */
+  prepare?(ctx: ChaosContext): Promise<void>;
 }
 
 export interface RunOptions {
@@ -81,11 +89,19 @@ export interface ScenarioResult {
 }
 
 export function chaosContext(dep: Deployment, lab: LabState, log: (m: string) => void): ChaosContext {
-  const conn = connect(dep);
+  let current = dep;
+  let conn = connect(dep);
+  let labNow = lab;
   return {
-    dep,
-    lab,
-    conn,
+    get dep() {
+      return current;
+    },
+    get lab() {
+      return labNow;
+    },
+    get conn() {
+      return conn;
+    },
     client: labClient(lab),
     log,
     host: (name) => {
@@ -94,9 +110,14 @@ export function chaosContext(dep: Deployment, lab: LabState, log: (m: string) =>
       return h;
     },
     redeploy: async () => {
-      await deploy(dep, { renderer: 'silent' });
+      await deploy(current, { renderer: 'silent' });
     },
     queueType: dep.globals.rabbitmqMirroredQueues ? 'classic' : 'quorum',
+    setDeployment: (next) => {
+      current = next;
+      conn = connect(next);
+      labNow = readLabState(lab.name) ?? labNow;
+    },
   };
 }
 
@@ -134,6 +155,7 @@ export async function runScenario(
   opts: RunOptions,
 ): Promise<ScenarioResult> {
   const startedAt = new Date().toISOString();
+  await scenario.prepare?.(ctx);
   const before = await problemsNow(ctx);
   if (before.length > 0) {
     ctx.log(`cluster not whole before ${scenario.name} (${before.join('; ')}): deploying`);
@@ -156,6 +178,15 @@ export async function runScenario(
     memcachedServers: memcachedServers(ctx.dep),
     httpUrl: probeApiEnabled(ctx.dep)
       ? `http://${ctx.dep.globals.internalVip}:${PROBE_API_PORT}/`
+      : undefined,
+    keystone: keystoneEnabled(ctx.dep)
+      ? {
+          url: `http://${ctx.dep.globals.internalVip}:${KEYSTONE_PORT}`,
+          username: KEYSTONE_ADMIN.user,
+          password: ctx.dep.passwords.keystone_admin_password ?? '',
+          project: KEYSTONE_ADMIN.project,
+          issueIntervalMs: Math.max(1000, opts.intervalMs * 50),
+        }
       : undefined,
     intervalMs: opts.intervalMs,
     drainMs: 60_000,

@@ -1,7 +1,15 @@
-import { crashHost, powerOnHost, setLink } from '../lab/lab.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { addHostToMultinode } from '../inventory/lab-inventory.js';
+import { CONFIG_FILES, loadDeployment } from '../inventory/load.js';
+import { crashHost, labAddHost, powerOnHost, setLink } from '../lab/lab.js';
+import { rollingRestart } from '../ops/rolling.js';
+import { type ScaleReport, removalCheck, scaleAdd, scaleRemove } from '../ops/scale.js';
 import { clusterStatus } from '../ops/status.js';
+import { keystoneHosts } from '../services/keystone.js';
 import { rabbitmqctl } from '../services/rabbitmq.js';
 import { hostsFor } from '../topology.js';
+import { withProfile } from '../tuning.js';
 import { sleep, waitFor } from '../util/wait.js';
 import { CHAOS_QUEUE, type ChaosContext, type Scenario } from './run.js';
 
@@ -48,6 +56,107 @@ async function kill(ctx: ChaosContext, host: string, daemon: string): Promise<vo
 }
 
 const restartWhatDied = async (ctx: ChaosContext): Promise<void> => ctx.redeploy();
+
+/** The last scale or rolling operation a scenario ran, by lab: its duration and phases, for reports. */
+export interface ScaleOperation {
+  readonly operation: string;
+  readonly host: string | undefined;
+  readonly seconds: number;
+  readonly phases: readonly { name: string; seconds: number }[];
+}
+const lastOperations = new Map<string, ScaleOperation>();
+export function lastScaleOperation(lab: string): ScaleOperation | undefined {
+  return lastOperations.get(lab);
+}
+
+/**
+ * Grows the deployment by one host: a lab host the inventory does not list yet, else a new one (`lab add-host`),
+ * written into the inventory's [control] and [network] groups, then `stackha scale add`.
+ */
+async function addHost(ctx: ChaosContext): Promise<ScaleReport> {
+  const spare = ctx.lab.hosts.find((h) => !ctx.dep.hosts.some((d) => d.name === h.name));
+  const rec = spare ?? (await labAddHost(ctx.lab.name)).host;
+  const path = join(ctx.dep.configDir, CONFIG_FILES.multinode);
+  const text = readFileSync(path, 'utf8');
+  const next = addHostToMultinode(text, rec.name, rec.address);
+  if (next !== text) writeFileSync(path, next);
+  // Read back from disk, keeping the profile a comparison run selected.
+  const dep = withProfile(loadDeployment(ctx.dep.configDir), ctx.dep.tuning.profile);
+  const r = await scaleAdd(dep, rec.name, { log: ctx.log });
+  ctx.setDeployment(r.deployment);
+  return r;
+}
+
+/** The host a remove scenario takes out: the last of the inventory (the one added last). */
+function hostToRemove(ctx: ChaosContext): string {
+  const last = ctx.dep.hosts.at(-1);
+  if (!last) throw new Error('no host to remove');
+  return last.name;
+}
+
+const recordOperation = (ctx: ChaosContext, op: ScaleOperation): string => {
+  lastOperations.set(ctx.lab.name, op);
+  return `${op.operation}${op.host ? ` ${op.host}` : ''} in ${op.seconds.toFixed(1)} s`;
+};
+
+/** Scale and rolling scenarios (issue 5): the change under load, measured like a fault. */
+export const SCALE_SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'scale-add-under-load',
+    description:
+      'a host joins every cluster under load (`stackha scale add`), the others’ peer lists updated',
+    holdMs: 1000,
+    inject: async (ctx) => {
+      const r = await addHost(ctx);
+      return recordOperation(ctx, {
+        operation: 'scale add',
+        host: r.host,
+        seconds: r.seconds,
+        phases: r.phases,
+      });
+    },
+    heal: async () => {},
+  },
+  {
+    name: 'scale-remove-under-load',
+    description:
+      'the last host leaves every cluster under load (`stackha scale remove`); a 3-host deployment first grows by one',
+    holdMs: 1000,
+    prepare: async (ctx) => {
+      if (removalCheck(ctx.dep, hostToRemove(ctx)).refusals.length > 0) {
+        ctx.log('scale-remove-under-load: growing by one host first (before the load), so one can leave');
+        await addHost(ctx);
+      }
+    },
+    inject: async (ctx) => {
+      const r = await scaleRemove(ctx.dep, hostToRemove(ctx), { log: ctx.log });
+      ctx.setDeployment(r.deployment);
+      return recordOperation(ctx, {
+        operation: 'scale remove',
+        host: r.host,
+        seconds: r.seconds,
+        phases: r.phases,
+      });
+    },
+    heal: async () => {},
+  },
+  {
+    name: 'rolling-restart-under-load',
+    description:
+      'every service restarted host by host under load (`stackha restart all`): drained, restarted, healthy, back',
+    holdMs: 1000,
+    inject: async (ctx) => {
+      const r = await rollingRestart(ctx.dep, ['all'], { log: ctx.log });
+      return recordOperation(ctx, {
+        operation: 'restart all',
+        host: undefined,
+        seconds: r.seconds,
+        phases: r.hosts.map((h) => ({ name: `${h.host}: ${h.services.join(', ')}`, seconds: h.seconds })),
+      });
+    },
+    heal: async () => {},
+  },
+];
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -160,6 +269,21 @@ export const SCENARIOS: readonly Scenario[] = [
     },
   },
   {
+    name: 'keystone-dies-on-one-host',
+    description:
+      'kill -9 of Keystone (uwsgi and its workers) on a host not holding the VIP; HAProxy drops it, deploy restarts it',
+    inject: async (ctx) => {
+      const hosts = keystoneHosts(ctx.dep);
+      if (hosts.length === 0) throw new Error('Keystone is not deployed (enable_keystone)');
+      const holder = await vipHolder(ctx);
+      const victim = hosts.find((h) => h.name !== holder) ?? hosts[0];
+      if (!victim) throw new Error('no Keystone host');
+      await kill(ctx, victim.name, 'keystone');
+      return `keystone on ${victim.name}`;
+    },
+    heal: restartWhatDied,
+  },
+  {
     name: 'killed-service-rejoins',
     description:
       'a RabbitMQ node that does not lead the queue and a memcached are killed, restarted, and rejoin',
@@ -174,6 +298,8 @@ export const SCENARIOS: readonly Scenario[] = [
     },
     heal: restartWhatDied,
   },
+  // Issue 5, last: growing, shrinking back and restarting leave the deployment as they found it.
+  ...SCALE_SCENARIOS,
 ];
 
 /** Hosts a scenario took down, by lab, so its heal can bring them back. */

@@ -2,28 +2,41 @@ import { Listr } from 'listr2';
 import { connect } from '../hosts/connect.js';
 import type { Deployment } from '../model.js';
 import { deployGalera, deployGaleraHealth } from '../services/galera.js';
-import { deployHaproxy, infraLoadBalancedServices } from '../services/haproxy.js';
+import { type LoadBalancedService, deployHaproxy, infraLoadBalancedServices } from '../services/haproxy.js';
 import { deployKeepalived } from '../services/keepalived.js';
+import { deployKeystone, keystoneEnabled, keystoneLoadBalanced } from '../services/keystone.js';
 import { deployMemcached } from '../services/memcached.js';
 import { deployProbeApi, probeApiEnabled, probeApiLoadBalanced } from '../services/probe-api.js';
 import { deployRabbitmq } from '../services/rabbitmq.js';
 import type { DeployContext, ServiceResult } from '../services/types.js';
 import { builtScript } from '../util/paths.js';
+import { drainingHosts } from './drain.js';
 
 /** The command that runs the Galera health agent on a host (this installation's node and script). */
 export function galeraHealthAgent(): string[] {
   return [process.execPath, builtScript('agents/galera-health.js')];
 }
 
-interface Step {
+export interface Step {
   readonly title: string;
   readonly enabled: (dep: Deployment) => boolean;
   readonly run: (ctx: DeployContext) => Promise<ServiceResult>;
 }
 
+/** Every frontend/backend HAProxy serves on the VIP: the infrastructure's, the lab's probe API, the API services. */
+export function loadBalancedServices(dep: Deployment): LoadBalancedService[] {
+  return [...infraLoadBalancedServices(dep), ...probeApiLoadBalanced(dep), ...keystoneLoadBalanced(dep)];
+}
+
+/** The command that runs the lab's probe API on a host. */
+export function probeApiAgent(): string[] {
+  return [process.execPath, builtScript('agents/probe-api.js')];
+}
+
 /**
  * The plan, in dependency order: memcached and the database first, the message bus, then the load balancer
- * (whose Galera check needs the health endpoints) and last the VIP (whose track script needs HAProxy).
+ * (whose Galera check needs the health endpoints), the VIP (whose track script needs HAProxy), then the OpenStack
+ * APIs, whose databases are reached through HAProxy on the VIP.
  */
 export function deploySteps(): Step[] {
   const agent = galeraHealthAgent();
@@ -39,14 +52,16 @@ export function deploySteps(): Step[] {
     {
       title: 'probe API (lab stand-in for OpenStack APIs)',
       enabled: probeApiEnabled,
-      run: (c) => deployProbeApi(c, [process.execPath, builtScript('agents/probe-api.js')]),
+      run: (c) => deployProbeApi(c, probeApiAgent()),
     },
     {
       title: 'haproxy',
       enabled: (d) => d.globals.enabled.haproxy,
-      run: (c) => deployHaproxy(c, [...infraLoadBalancedServices(c.dep), ...probeApiLoadBalanced(c.dep)]),
+      run: (c) => deployHaproxy(c, loadBalancedServices(c.dep)),
     },
     { title: 'keepalived', enabled: (d) => d.globals.enabled.keepalived, run: deployKeepalived },
+    // After HAProxy and the VIP: Keystone reaches its database through them.
+    { title: 'keystone', enabled: keystoneEnabled, run: deployKeystone },
   ];
 }
 
@@ -67,26 +82,34 @@ export function summarize(results: readonly ServiceResult[]): string {
     .join('\n');
 }
 
-export async function deploy(
-  dep: Deployment,
-  opts: { renderer?: 'default' | 'simple' | 'silent' } = {},
-): Promise<DeployReport> {
+export interface DeployOptions {
+  readonly renderer?: 'default' | 'simple' | 'silent';
+  /** Reorders or trims the plan (`stackha scale add` brings API services up before HAProxy lists them). */
+  readonly steps?: (steps: Step[]) => Step[];
+  /** Receives every progress line as well (the listr renderer shows only the latest). */
+  readonly log?: (message: string) => void;
+}
+
+export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise<DeployReport> {
   const started = Date.now();
   const conn = connect(dep);
   const results: ServiceResult[] = [];
   const renderer = opts.renderer ?? (process.stdout.isTTY ? 'default' : 'simple');
-  const steps = deploySteps().filter((s) => s.enabled(dep));
+  const steps = (opts.steps ?? ((s: Step[]) => s))(deploySteps()).filter((s) => s.enabled(dep));
   const list = new Listr(
     steps.map((step) => ({
       title: step.title,
       task: async (_: unknown, task: { output: string; title: string }) => {
+        const log = (m: string): void => {
+          task.output = m;
+          opts.log?.(m);
+        };
+        // A daemon behind HAProxy that restarts is drained from every load balancer first (src/deploy/drain.ts).
         const ctx: DeployContext = {
           dep,
-          hosts: conn.hosts,
+          hosts: drainingHosts({ dep, hosts: conn.hosts, roots: conn.roots, log }),
           roots: conn.roots,
-          log: (m) => {
-            task.output = m;
-          },
+          log,
         };
         const r = await step.run(ctx);
         results.push(r);

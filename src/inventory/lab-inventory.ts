@@ -1,5 +1,5 @@
 // The inventory stackha writes for its embedded lab: a trimmed kolla-ansible multinode and a globals.yml.
-import { INFRA_SERVICES } from '../model.js';
+import { API_SERVICES, INFRA_SERVICES } from '../model.js';
 
 export interface LabInventoryOptions {
   /** Lab name (`stackha_lab`): 1-8 lowercase letters and digits, starting with a letter. */
@@ -83,8 +83,70 @@ export function renderLabInventory(opts: LabInventoryOptions): { multinode: stri
     `stackha_lab: "${opts.lab}"`,
     '# The infrastructure services to deploy.',
     ...INFRA_SERVICES.map((s) => `enable_${s}: true`),
+    '# The OpenStack API services behind the VIP (Debian packages; scripts/ensure-deps.sh installs them).',
+    ...API_SERVICES.map((s) => `enable_${s}: true`),
     '',
   ].join('\n');
 
   return { multinode, globals };
+}
+
+const SECTION_HEADER = /^\s*\[([^\]\s]+)\]\s*(?:[#;].*)?$/;
+const firstToken = (line: string): string => line.trim().split(/\s+/)[0] ?? '';
+const isEntry = (line: string): boolean => line.trim() !== '' && !/^\s*[#;]/.test(line);
+
+/**
+ * A multinode with `host` added to each group (a `[group]` host section, created at the end when missing): the first
+ * group gets `host ansible_host=ADDRESS`, the others the bare name, as `lab up` writes them. A group that already
+ * lists the host is left alone. Used by `stackha lab add-host` on the lab's own inventory.
+ */
+export function addHostToMultinode(
+  text: string,
+  host: string,
+  address: string,
+  groups: readonly string[] = ['control', 'network'],
+): string {
+  const lines = text.split('\n');
+  groups.forEach((group, gi) => {
+    const entry = gi === 0 ? `${host} ansible_host=${address}` : host;
+    const start = lines.findIndex((l) => SECTION_HEADER.exec(l)?.[1] === group);
+    if (start < 0) {
+      while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+      lines.push('', `[${group}]`, entry, '');
+      return;
+    }
+    let end = start + 1;
+    while (end < lines.length && !SECTION_HEADER.test(lines[end] ?? '')) end++;
+    const section = lines.slice(start + 1, end);
+    if (section.some((l) => isEntry(l) && firstToken(l) === host)) return;
+    // After the section's last host line, so trailing blank lines and comments stay where they were.
+    let at = start + 1;
+    section.forEach((l, i) => {
+      if (isEntry(l)) at = start + 2 + i;
+    });
+    lines.splice(at, 0, entry);
+  });
+  return lines.join('\n');
+}
+
+/**
+ * A multinode without the lines that list `host` by name in a host section (`[group]`, not `:children` or `:vars`).
+ * A host reached only through a range (`ctl[1:4]`) is not removed: the caller checks the result no longer has it.
+ */
+export function removeHostFromMultinode(text: string, host: string): { text: string; removed: number } {
+  let inHosts = false;
+  let removed = 0;
+  const kept = text.split('\n').filter((line) => {
+    const m = SECTION_HEADER.exec(line);
+    if (m) {
+      inHosts = !(m[1] ?? '').includes(':');
+      return true;
+    }
+    if (inHosts && isEntry(line) && firstToken(line) === host) {
+      removed++;
+      return false;
+    }
+    return true;
+  });
+  return { text: kept.join('\n'), removed };
 }

@@ -8,10 +8,10 @@ import {
   type Deployment,
   type Globals,
   type HostSpec,
-  type InfraService,
   PASSWORD_KEYS,
   type Passwords,
   type ProfileName,
+  type Service,
 } from '../model.js';
 import { serviceGroupCandidates } from '../topology.js';
 import { tuningFor } from '../tuning.js';
@@ -34,7 +34,7 @@ export interface ConfigTexts {
 export type PasswordKey = (typeof PASSWORD_KEYS)[number];
 
 /** The service whose enablement makes a password required; `undefined`: always required. */
-export const PASSWORD_NEEDED_BY: Readonly<Record<PasswordKey, InfraService | undefined>> = {
+export const PASSWORD_NEEDED_BY: Readonly<Record<PasswordKey, Service | undefined>> = {
   database_password: 'mariadb',
   mariadb_backup_database_password: 'mariadb',
   rabbitmq_password: 'rabbitmq',
@@ -42,8 +42,8 @@ export const PASSWORD_NEEDED_BY: Readonly<Record<PasswordKey, InfraService | und
   keepalived_password: 'keepalived',
   haproxy_password: 'haproxy',
   memcache_secret_key: 'memcached',
-  keystone_admin_password: undefined,
-  keystone_database_password: 'mariadb',
+  keystone_admin_password: 'keystone',
+  keystone_database_password: 'keystone',
 };
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -220,10 +220,10 @@ function hostsOf(inventory: IniInventory, issues: InputIssue[]): HostSpec[] {
 
 function checkServiceHosts(
   inventory: IniInventory,
-  enabled: Readonly<Record<InfraService, boolean>>,
+  enabled: Readonly<Record<Service, boolean>>,
   issues: InputIssue[],
 ): void {
-  const check = (service: InfraService, label: string, flags: string): void => {
+  const check = (service: Service, label: string, flags: string): void => {
     const candidates = serviceGroupCandidates(service);
     if (candidates.some((g) => (inventory.groups.get(g)?.hosts.length ?? 0) > 0)) return;
     const first = candidates[0]!;
@@ -244,6 +244,21 @@ function checkServiceHosts(
           ? 'haproxy'
           : 'keepalived';
     check(enabled.haproxy ? 'haproxy' : 'keepalived', label, 'enable_haproxy/enable_keepalived: false');
+  }
+  // Keystone's database is reached through HAProxy on the VIP: it cannot run without both.
+  const keystoneHosts = serviceGroupCandidates('keystone').some(
+    (g) => (inventory.groups.get(g)?.hosts.length ?? 0) > 0,
+  );
+  if (enabled.keystone && keystoneHosts) {
+    const missing = (['mariadb', 'haproxy'] as const).filter((s) => !enabled[s]);
+    if (missing.length > 0) {
+      issues.push({
+        file: CONFIG_FILES.globals,
+        line: undefined,
+        field: 'enable_keystone',
+        message: `keystone needs ${missing.map((m) => `enable_${m}`).join(' and ')} (its database is reached through HAProxy on the VIP); set enable_keystone: false`,
+      });
+    }
   }
 }
 
@@ -334,6 +349,7 @@ const GLOBALS_FIELDS = {
   enable_memcached: boolField(true),
   enable_haproxy: boolField(true),
   enable_keepalived: boolField(true),
+  enable_keystone: boolField(true),
   om_enable_rabbitmq_quorum_queues: boolField(true),
   om_enable_rabbitmq_high_availability: boolField(false),
   stackha_profile: z.unknown().transform((v, ctx): ProfileName => {
@@ -449,6 +465,7 @@ function parseGlobals(
       rabbitmq: fieldOr('enable_rabbitmq', true),
       haproxy: fieldOr('enable_haproxy', true),
       keepalived: fieldOr('enable_keepalived', true),
+      keystone: fieldOr('enable_keystone', true),
     },
     rabbitmqQuorumQueues: fieldOr('om_enable_rabbitmq_quorum_queues', true),
     rabbitmqMirroredQueues: fieldOr('om_enable_rabbitmq_high_availability', false),
@@ -468,7 +485,7 @@ const SAFE_SECRET_RULE =
 
 function parsePasswords(
   text: string,
-  enabled: Readonly<Record<InfraService, boolean>> | undefined,
+  enabled: Readonly<Record<Service, boolean>> | undefined,
   issues: InputIssue[],
 ): Passwords | undefined {
   const file = CONFIG_FILES.passwords;

@@ -127,8 +127,12 @@ export async function labUp(opts: { name: string; hostCount: number; subnet: str
     name: `ctl${i + 1}`,
     address: `${prefix}.${11 + i}`,
   }));
-  // Keep hosts the lab already has (a lab only grows here; shrinking is `scale remove`).
-  const merged = existing && existing.hosts.length > hosts.length ? existing.hosts : hosts;
+  // Keep the hosts the lab already has (shrinking is `lab remove-host`); add from ctl1.. until it has hostCount.
+  const merged = [...(existing?.hosts ?? [])];
+  for (const h of hosts) {
+    if (merged.length >= opts.hostCount) break;
+    if (!merged.some((e) => e.name === h.name || e.address === h.address)) merged.push(h);
+  }
   const state: LabState = {
     name: opts.name,
     prefix,
@@ -181,12 +185,72 @@ export async function labUp(opts: { name: string; hostCount: number; subnet: str
   if (!present.has(clientNs(opts.name)))
     await addNode(state, clientNs(opts.name), 'vclient', state.client.address);
   mkdirSync(join(labStateDir(opts.name), 'client'), { recursive: true });
-  for (const ns of [...state.hosts.map((h) => hostNs(opts.name, h.name)), clientNs(opts.name)]) {
+  writeHostsFiles(state);
+  writeFileSync(join(labStateDir(opts.name), 'lab.json'), `${JSON.stringify(state, null, 2)}\n`);
+  return state;
+}
+
+/**
+ * Every namespace's hosts file, written in place: `ip netns exec` bind-mounts the file, so a daemon started earlier
+ * keeps seeing this inode (a rename would leave it on the old one) and learns the names of hosts added later.
+ */
+function writeHostsFiles(state: LabState): void {
+  for (const ns of [...state.hosts.map((h) => hostNs(state.name, h.name)), clientNs(state.name)]) {
     mkdirSync(`/etc/netns/${ns}`, { recursive: true });
     writeFileSync(`/etc/netns/${ns}/hosts`, hostsFile(state));
   }
-  writeFileSync(join(labStateDir(opts.name), 'lab.json'), `${JSON.stringify(state, null, 2)}\n`);
-  return state;
+}
+
+/** The name and address a lab's next host gets: the lowest free ctlN, at .(10+N). */
+export function nextLabHost(state: Pick<LabState, 'prefix' | 'hosts'>): LabHostRecord {
+  const used = new Set(state.hosts.map((h) => h.name));
+  for (let i = 1; i <= 189; i++) {
+    const name = `ctl${i}`;
+    const address = `${state.prefix}.${10 + i}`;
+    if (!used.has(name) && !state.hosts.some((h) => h.address === address)) return { name, address };
+  }
+  throw new Error('the lab has no free host address left');
+}
+
+/**
+ * Grows a lab by one host (`stackha lab add-host`): a new namespace on the lab's switch at the next free address,
+ * and its name in every namespace's hosts file. It runs nothing: `stackha scale add` deploys onto it.
+ */
+export async function labAddHost(lab: string): Promise<{ state: LabState; host: LabHostRecord }> {
+  validateLabName(lab);
+  const state = readLabState(lab);
+  if (!state) throw new Error(`lab ${lab} is not up`);
+  if (state.hosts.length >= 9) throw new Error(`lab ${lab} has ${state.hosts.length} hosts: 9 at most`);
+  const host = nextLabHost(state);
+  const next: LabState = { ...state, hosts: [...state.hosts, host] };
+  const ns = hostNs(lab, host.name);
+  if (!(await listNamespaces()).includes(ns)) await addNode(next, ns, `v${host.name}`, host.address);
+  mkdirSync(hostRoot(lab, host.name), { recursive: true });
+  writeHostsFiles(next);
+  writeFileSync(join(labStateDir(lab), 'lab.json'), `${JSON.stringify(next, null, 2)}\n`);
+  return { state: next, host };
+}
+
+/**
+ * Shrinks a lab by one host (`stackha lab remove-host`): every process of its namespace ended, the namespace (and so
+ * its link on the switch), its hosts file and its data removed, its name dropped from the other hosts files.
+ */
+export async function labRemoveHost(lab: string, host: string): Promise<LabState> {
+  validateLabName(lab);
+  const state = readLabState(lab);
+  if (!state) throw new Error(`lab ${lab} is not up`);
+  labHost(state, host);
+  const ns = hostNs(lab, host);
+  if ((await listNamespaces()).includes(ns)) {
+    await endNamespaceProcesses(ns);
+    await execArgv(['ip', 'netns', 'del', ns], { timeoutMs: 10_000 });
+  }
+  rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+  rmSync(hostRoot(lab, host), { recursive: true, force: true });
+  const next: LabState = { ...state, hosts: state.hosts.filter((h) => h.name !== host) };
+  writeHostsFiles(next);
+  writeFileSync(join(labStateDir(lab), 'lab.json'), `${JSON.stringify(next, null, 2)}\n`);
+  return next;
 }
 
 /** Pids of every process inside a namespace (the only safe way to find "every process of a host"). */

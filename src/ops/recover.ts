@@ -18,6 +18,7 @@ import {
   formatPosition,
   galeraNodeStatus,
   isKnownPosition,
+  normalizeGaleraPeers,
   renderGalera,
   setSafeToBootstrap,
   startGaleraNode,
@@ -451,7 +452,7 @@ export async function recoverGalera(
   const record = async (name: string): Promise<void> => {
     const unit = renderGalera(dep, targetOf(name));
     if (await configMatches(hostOf(name), unit)) {
-      await recordApplied(hostOf(name), 'mariadb', wantedState('mariadb', unit));
+      await recordApplied(hostOf(name), 'mariadb', wantedState('mariadb', unit, normalizeGaleraPeers));
     } else {
       configDrift.push(name);
       log(

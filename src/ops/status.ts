@@ -4,9 +4,11 @@ import type { Deployment } from '../model.js';
 import { type GaleraNodeStatus, galeraHealthy, galeraNodeStatus } from '../services/galera.js';
 import { type BackendServerState, activeServer, haproxySocket, parseShowStat } from '../services/haproxy.js';
 import { holdsVip } from '../services/keepalived.js';
+import { keystoneEnabled } from '../services/keystone.js';
 import { MEMCACHED_PORT } from '../services/memcached.js';
 import { type RabbitClusterStatus, rabbitClusterStatus } from '../services/rabbitmq.js';
 import { hostsFor } from '../topology.js';
+import { type KeystoneStatus, formatKeystoneStatus, keystoneProblems, keystoneStatus } from './keystone.js';
 
 export interface ClusterStatus {
   readonly vip: string;
@@ -18,6 +20,8 @@ export interface ClusterStatus {
   readonly haproxy: readonly { host: string; running: boolean; servers: readonly BackendServerState[] }[];
   readonly keepalived: readonly { host: string; running: boolean; holdsVip: boolean }[];
   readonly memcached: readonly { host: string; running: boolean; answering: boolean }[];
+  /** Each Keystone backend's health and key repositories; absent when Keystone is not deployed. */
+  readonly keystone?: KeystoneStatus;
 }
 
 export async function clusterStatus(dep: Deployment): Promise<ClusterStatus> {
@@ -26,7 +30,7 @@ export async function clusterStatus(dep: Deployment): Promise<ClusterStatus> {
   const root = (name: string): string => roots.get(name) ?? '';
   const tgt = (name: string) => ({ host: dep.hosts.find((x) => x.name === name)!, root: root(name) });
 
-  const [galera, rabbitmq, haproxy, keepalived, memcached] = await Promise.all([
+  const [galera, rabbitmq, haproxy, keepalived, memcached, keystone] = await Promise.all([
     Promise.all(
       hostsFor(dep, 'mariadb').map(async (s) => ({
         ...(await galeraNodeStatus(h(s.name), root(s.name))),
@@ -55,6 +59,7 @@ export async function clusterStatus(dep: Deployment): Promise<ClusterStatus> {
         answering: await h(s.name).tcpConnect(s.address, MEMCACHED_PORT, 2000),
       })),
     ),
+    keystoneEnabled(dep) ? keystoneStatus({ dep, hosts }) : undefined,
   ]);
   const galeraWriter: Record<string, string | undefined> = {};
   for (const hp of haproxy) galeraWriter[hp.host] = activeServer(hp.servers, 'mariadb');
@@ -67,6 +72,7 @@ export async function clusterStatus(dep: Deployment): Promise<ClusterStatus> {
     haproxy,
     keepalived,
     memcached,
+    ...(keystone ? { keystone } : {}),
   };
 }
 
@@ -106,6 +112,7 @@ export function clusterProblems(dep: Deployment, s: ClusterStatus): string[] {
     for (const k of s.keepalived) if (!k.running) p.push(`keepalived: ${k.host} is not running`);
   }
   for (const m of s.memcached) if (!m.answering) p.push(`memcached: ${m.host} is not answering`);
+  if (s.keystone) p.push(...keystoneProblems(s.keystone));
   return p;
 }
 
@@ -142,6 +149,7 @@ export function formatStatus(dep: Deployment, s: ClusterStatus): string {
   out.push('', 'Memcached');
   for (const m of s.memcached)
     out.push(`  ${m.host.padEnd(8)} ${m.answering ? 'answering' : 'not answering'}`);
+  if (s.keystone) out.push('', ...formatKeystoneStatus(s.keystone));
   const problems = clusterProblems(dep, s);
   out.push(
     '',

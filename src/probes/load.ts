@@ -5,7 +5,9 @@
 //   amqp  persistent publishes with confirms to a quorum (or mirrored classic) queue, connecting to the broker
 //         list (not the VIP) like oslo.messaging; a consumer acks what it receives
 //   mc    memcached set+get over every server with client-side hashing (memjs: hash % n, failover)
-//   http  GET through the VIP to an HAProxy frontend
+//   http  GET through the VIP to an HAProxy frontend: with Keystone deployed, a token validation
+//         (GET /v3/auth/tokens), else the lab's probe API
+//   tok   with Keystone deployed, a password token issue through the VIP, at a lower rate (it hashes a password)
 // Runs until SIGTERM, then stops producing, drains the consumer and writes its final accounting.
 // Usage: load CONFIG.json   (the config holds passwords: written 0600 by the controller)
 import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
@@ -25,15 +27,27 @@ export interface LoadConfig {
   readonly queueType: 'quorum' | 'classic';
   readonly memcachedServers: readonly string[];
   readonly httpUrl: string | undefined;
+  /** Keystone on the VIP: when set, the HTTP workload validates tokens and `tok` issues them. */
+  readonly keystone: KeystoneLoad | undefined;
   /** Pause between operations of one workload, ms. */
   readonly intervalMs: number;
   readonly drainMs: number;
   readonly maxSeconds: number;
 }
 
+export interface KeystoneLoad {
+  /** e.g. http://VIP:5000 */
+  readonly url: string;
+  readonly username: string;
+  readonly password: string;
+  readonly project: string;
+  /** Pause between token issues, ms. */
+  readonly issueIntervalMs: number;
+}
+
 /** One operation as recorded: workload, start (epoch ms), latency (ms), ok, error kind. */
 export interface OpRecord {
-  readonly w: 'sql' | 'sqlr' | 'amqp' | 'mc' | 'http';
+  readonly w: 'sql' | 'sqlr' | 'amqp' | 'mc' | 'http' | 'tok';
   readonly t: number;
   readonly l: number;
   readonly ok: boolean;
@@ -58,7 +72,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function record(w: OpRecord['w'], t: number, ok: boolean, err?: unknown): void {
   const rec: OpRecord = { w, t, l: Date.now() - t, ok };
   if (!ok) {
-    const e = err instanceof Error ? ((err as { code?: string }).code ?? err.message) : String(err);
+    // Error codes may be strings (ECONNREFUSED) or numbers (driver errnos).
+    const e = String(err instanceof Error ? ((err as { code?: unknown }).code ?? err.message) : err);
     out.write(`${JSON.stringify({ ...rec, e: e.slice(0, 80) })}\n`);
   } else out.write(`${JSON.stringify(rec)}\n`);
 }
@@ -110,7 +125,7 @@ async function sqlWriter(): Promise<void> {
     }
     await sleep(cfg.intervalMs);
   }
-  await conn?.end().catch(() => {});
+  await conn?.destroy();
 }
 
 async function sqlReader(): Promise<void> {
@@ -128,7 +143,7 @@ async function sqlReader(): Promise<void> {
     }
     await sleep(cfg.intervalMs * 5);
   }
-  await conn?.end().catch(() => {});
+  await conn?.destroy();
 }
 
 // ---------------------------------------------------------------------------------------------------- AMQP
@@ -147,7 +162,8 @@ async function amqpConnect(start: number): Promise<{ conn: AmqpConnection; index
     const index = (start + i) % cfg.brokers.length;
     try {
       const url = `amqp://openstack:${encodeURIComponent(cfg.amqpPassword)}@${cfg.brokers[index]}:5672/?heartbeat=5`;
-      const conn = await amqp.connect(url, { timeout: 2000 });
+      // A crashed host drops packets silently: bound the whole handshake, not only the socket.
+      const conn = await within(4000, amqp.connect(url, { timeout: 2000 }));
       conn.on('error', () => {});
       return { conn, index };
     } catch (err) {
@@ -155,6 +171,11 @@ async function amqpConnect(start: number): Promise<{ conn: AmqpConnection; index
     }
   }
   throw last instanceof Error ? last : new Error('no broker');
+}
+
+async function closeQuietly(conn: AmqpConnection | undefined): Promise<void> {
+  if (!conn) return;
+  await within(1000, conn.close()).catch(() => {});
 }
 
 async function amqpPublisher(): Promise<void> {
@@ -165,7 +186,7 @@ async function amqpPublisher(): Promise<void> {
     try {
       const c = await amqpConnect(start);
       conn = c.conn;
-      const ch = await conn.createConfirmChannel();
+      const ch = await within(5000, conn.createConfirmChannel());
       ch.on('error', () => {});
       await within(5000, ch.assertQueue(cfg.queue, { durable: true, arguments: queueArgs() }));
       while (!stopping) {
@@ -198,7 +219,8 @@ async function amqpPublisher(): Promise<void> {
       start++;
       await sleep(200);
     } finally {
-      await conn?.close().catch(() => {});
+      // A close waits for the broker's answer: a cut-off broker never sends it.
+      await closeQuietly(conn);
     }
   }
   publisherDone = true;
@@ -212,16 +234,19 @@ async function amqpConsumer(): Promise<void> {
       const c = await amqpConnect(start);
       conn = c.conn;
       const closed = new Promise<void>((resolve) => conn?.on('close', () => resolve()));
-      const ch = await conn.createChannel();
+      const ch = await within(5000, conn.createChannel());
       ch.on('error', () => {});
       await within(5000, ch.assertQueue(cfg.queue, { durable: true, arguments: queueArgs() }));
-      await ch.prefetch(200);
-      await ch.consume(cfg.queue, (msg) => {
-        if (!msg) return;
-        const id = msg.content.toString();
-        amqpReceived.set(id, (amqpReceived.get(id) ?? 0) + 1);
-        ch.ack(msg);
-      });
+      await within(5000, ch.prefetch(200));
+      await within(
+        5000,
+        ch.consume(cfg.queue, (msg) => {
+          if (!msg) return;
+          const id = msg.content.toString();
+          amqpReceived.set(id, (amqpReceived.get(id) ?? 0) + 1);
+          ch.ack(msg);
+        }),
+      );
       while (!(publisherDone && drainComplete())) {
         const r = await Promise.race([closed.then(() => 'closed'), sleep(200).then(() => 'tick')]);
         if (r === 'closed') throw new Error('connection closed');
@@ -231,7 +256,8 @@ async function amqpConsumer(): Promise<void> {
       start++;
       await sleep(200);
     } finally {
-      await conn?.close().catch(() => {});
+      // A close waits for the broker's answer: a cut-off broker never sends it.
+      await closeQuietly(conn);
     }
   }
 }
@@ -288,6 +314,72 @@ async function httpWorkload(url: string): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------- Keystone
+/** A failed fetch as its cause's code (ECONNREFUSED, ...) rather than node's generic "fetch failed". */
+function fetchError(err: unknown): unknown {
+  const cause = (err as { cause?: { code?: string } })?.cause;
+  return cause?.code ? Object.assign(new Error(cause.code), { code: cause.code }) : err;
+}
+
+let keystoneToken: string | undefined;
+
+async function issueToken(k: KeystoneLoad): Promise<string> {
+  const body = {
+    auth: {
+      identity: {
+        methods: ['password'],
+        password: { user: { name: k.username, domain: { id: 'default' }, password: k.password } },
+      },
+      scope: { project: { name: k.project, domain: { id: 'default' } } },
+    },
+  };
+  const res = await fetch(`${k.url}/v3/auth/tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  await res.arrayBuffer();
+  const token = res.headers.get('x-subject-token');
+  if (res.status !== 201 || !token) throw new Error(`http ${res.status}`);
+  return token;
+}
+
+/** Issues tokens at a low rate; each new token becomes the one the validator checks. */
+async function tokenIssuer(k: KeystoneLoad): Promise<void> {
+  while (!stopping) {
+    const t = Date.now();
+    try {
+      keystoneToken = await issueToken(k);
+      record('tok', t, true);
+    } catch (err) {
+      record('tok', t, false, fetchError(err));
+    }
+    await sleep(k.issueIntervalMs);
+  }
+}
+
+/** Validates the latest token the way a service's keystonemiddleware does: GET /v3/auth/tokens. */
+async function tokenValidator(k: KeystoneLoad): Promise<void> {
+  while (!stopping && keystoneToken === undefined) await sleep(100);
+  while (!stopping) {
+    const token = keystoneToken ?? '';
+    const t = Date.now();
+    try {
+      const res = await fetch(`${k.url}/v3/auth/tokens`, {
+        headers: { 'x-auth-token': token, 'x-subject-token': token },
+        signal: AbortSignal.timeout(5000),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`http ${res.status}`);
+      record('http', t, true);
+    } catch (err) {
+      record('http', t, false, fetchError(err));
+    }
+    await sleep(cfg.intervalMs);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------- main
 async function setupSql(): Promise<void> {
   const conn = await mariadb.createConnection({
@@ -309,19 +401,29 @@ async function setupSql(): Promise<void> {
 
 async function main(): Promise<void> {
   await setupSql();
+  let stopped: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => {
+    stopped = resolve;
+  });
   const hardStop = setTimeout(() => {
     stopping = true;
+    stopped();
   }, cfg.maxSeconds * 1000);
   process.on('SIGTERM', () => {
     stopping = true;
+    stopped();
   });
   const producers = [sqlWriter(), sqlReader(), amqpPublisher(), memcachedWorkload()];
-  if (cfg.httpUrl) producers.push(httpWorkload(cfg.httpUrl));
+  if (cfg.keystone) producers.push(tokenIssuer(cfg.keystone), tokenValidator(cfg.keystone));
+  else if (cfg.httpUrl) producers.push(httpWorkload(cfg.httpUrl));
   const consumer = amqpConsumer();
-  await Promise.all(producers);
+  // Producers stop within an operation's bounds; a hung one must not hold the accounting back.
+  // The bound starts when stopping does (not when the load starts: that ended every run after 100 s).
+  await Promise.race([Promise.all(producers), stopRequested.then(() => sleep(30_000))]);
   clearTimeout(hardStop);
   drainDeadline = Date.now() + cfg.drainMs;
-  await consumer;
+  // The accounting is written even if the consumer is stuck: what was received so far is what counts.
+  await Promise.race([consumer, sleep(cfg.drainMs + 10_000)]);
   const final: LoadFinal = {
     sqlAcked,
     amqpConfirmed,

@@ -50,17 +50,49 @@ export function digest(text: string): string {
 export interface Applied {
   readonly config: string;
   readonly daemons: string;
+  /**
+   * Digest of the config with what a running daemon does not need (its peer list) normalized out. Two configs with
+   * the same `restart` digest differ only in what is read when the daemon next (re)joins, so a running daemon need
+   * not restart for the change. Absent in records written before stackha knew it: then any change restarts.
+   */
+  readonly restart?: string;
 }
 
 const appliedPath = (name: string): string => `/var/lib/stackha/applied/${name}.json`;
 
-export function wantedState(service: string, unit: Pick<ServiceUnit, 'files' | 'daemons'>): Applied {
+/**
+ * What a unit wants applied. `normalize` rewrites a file's content the way a running daemon sees it: a service whose
+ * peer list is read only at (re)join normalizes that list out, so `restart` tells a peer-only change apart.
+ */
+export function wantedState(
+  service: string,
+  unit: Pick<ServiceUnit, 'files' | 'daemons'>,
+  normalize: (file: RenderedFile) => string = (f) => f.content,
+): Applied {
+  const filesDigest = (content: (f: RenderedFile) => string): string =>
+    digest(
+      unit.files.map((f) => `${f.path}\0${f.mode ?? 0o644}\0${f.owner ?? ''}\0${content(f)}`).join('\0'),
+    );
   return {
-    config: digest(
-      unit.files.map((f) => `${f.path}\0${f.mode ?? 0o644}\0${f.owner ?? ''}\0${f.content}`).join('\0'),
-    ),
+    config: filesDigest((f) => f.content),
     daemons: digest(daemonsFile(service, unit).content),
+    restart: filesDigest(normalize),
   };
+}
+
+/**
+ * True when a running daemon's applied config differs from the wanted one only in what `normalize` removed (its
+ * peers): the file is rewritten and recorded, and the daemon keeps running. False for records without a restart
+ * digest (written by an older stackha), and whenever the command line changed.
+ */
+export function peersOnlyChange(applied: Applied | undefined, want: Applied): boolean {
+  return (
+    applied !== undefined &&
+    applied.config !== want.config &&
+    applied.daemons === want.daemons &&
+    applied.restart !== undefined &&
+    applied.restart === want.restart
+  );
 }
 
 export async function readApplied(host: Host, name: string): Promise<Applied | undefined> {

@@ -2,9 +2,25 @@ import type { Host } from '../hosts/host.js';
 import type { Deployment, HostSpec } from '../model.js';
 import { hostsFor } from '../topology.js';
 import { WaitAborted, waitFor } from '../util/wait.js';
-import { daemonsFile, ensureDirs, readApplied, recordApplied, syncFiles, wantedState } from './files.js';
+import {
+  type Applied,
+  daemonsFile,
+  ensureDirs,
+  peersOnlyChange,
+  readApplied,
+  recordApplied,
+  syncFiles,
+  wantedState,
+} from './files.js';
 import { deploySimpleService } from './simple.js';
-import type { DeployContext, HostOutcome, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
+import type {
+  DeployContext,
+  HostOutcome,
+  RenderTarget,
+  RenderedFile,
+  ServiceResult,
+  ServiceUnit,
+} from './types.js';
 import { hostOf, target } from './types.js';
 
 export const MARIADB_PORT = 3306;
@@ -286,11 +302,29 @@ function providerOptions(dep: Deployment, host: HostSpec): string {
   return opts.join('; ');
 }
 
+/**
+ * The donors a joining node asks for a state transfer, in order: the other nodes last-first, so the writer (the
+ * first healthy node in inventory order) donates only when nothing else can. An rsync SST blocks its donor, and a
+ * donor is not Synced: taken from the writer, HAProxy would move the writes away and back. The trailing comma lets
+ * Galera fall back to any node.
+ */
+export function sstDonors(dep: Deployment, self: string): string {
+  const others = hostsFor(dep, 'mariadb')
+    .filter((h) => h.name !== self)
+    .map((h) => h.name)
+    .reverse();
+  return others.length > 0 ? `${others.join(',')},` : '';
+}
+
 export function renderMyCnf(dep: Deployment, t: RenderTarget): string {
   const r = t.root;
   const peers = hostsFor(dep, 'mariadb')
     .map((h) => `${h.address}:4567`)
     .join(',');
+  const donors = sstDonors(dep, t.host.name);
+  const donorLines = donors
+    ? `# A joiner (SST or IST) asks these first: the writer donates last.\nwsrep_sst_donor = ${donors}\n`
+    : '';
   const a = t.host.address;
   return `# Rendered by stackha for ${t.host.name}; local edits are overwritten by the next deploy.
 [client-server]
@@ -328,10 +362,28 @@ wsrep_cluster_address = gcomm://${peers}
 wsrep_node_name = ${t.host.name}
 wsrep_node_address = ${a}:4567
 wsrep_sst_method = rsync
-wsrep_sst_receive_address = ${a}:4444
+${donorLines}wsrep_sst_receive_address = ${a}:4444
 wsrep_provider_options = "${providerOptions(dep, t.host)}"
 wsrep_slave_threads = 2
 `;
+}
+
+/**
+ * my.cnf as a running node sees it: `wsrep_cluster_address` and `wsrep_sst_donor` are read only when the node
+ * (re)joins (a running node learns membership from the cluster itself), so a change of the peer list alone needs no
+ * restart.
+ */
+export function normalizeGaleraPeers(file: RenderedFile): string {
+  return file.path === MY_CNF
+    ? file.content
+        .replace(/^wsrep_cluster_address\s*=.*$/m, 'wsrep_cluster_address = <peers>')
+        .replace(/^wsrep_sst_donor\s*=.*$/m, 'wsrep_sst_donor = <peers>')
+    : file.content;
+}
+
+/** What a node wants applied: its my.cnf and command line, with the peer list normalized out of `restart`. */
+export function galeraWantedState(dep: Deployment, t: RenderTarget): Applied {
+  return wantedState('mariadb', renderGalera(dep, t), normalizeGaleraPeers);
 }
 
 /**
@@ -524,7 +576,26 @@ async function startAndSync(ctx: DeployContext, spec: HostSpec, bootstrap: boole
       `mariadb on ${spec.name}: Synced in ${((Date.now() - started) / 1000).toFixed(1)} s (state transfer: ${transfer})`,
     );
   }
-  await recordApplied(host, 'mariadb', wantedState('mariadb', renderGalera(ctx.dep, t)));
+  await recordApplied(host, 'mariadb', galeraWantedState(ctx.dep, t));
+}
+
+/**
+ * The order running nodes restart in: the writer last. HAProxy sends writes to the first node (inventory order)
+ * whose health endpoint answers 200, so that node is the writer; restarting it last moves the writes once.
+ */
+export function galeraRestartOrder<T extends { name: string }>(
+  due: readonly T[],
+  writer: string | undefined,
+): T[] {
+  return [...due.filter((s) => s.name !== writer), ...due.filter((s) => s.name === writer)];
+}
+
+/** The node HAProxy sends writes to: the first DB host, in inventory order, whose health endpoint answers 200. */
+export async function galeraWriterByHealth(ctx: DeployContext): Promise<string | undefined> {
+  for (const spec of hostsFor(ctx.dep, 'mariadb')) {
+    if (await galeraHealthy(hostOf(ctx, spec.name))) return spec.name;
+  }
+  return undefined;
 }
 
 /**
@@ -554,14 +625,21 @@ export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
       );
     }
   }
+  /** Running nodes whose config changed only in the peer list: rewritten and recorded, not restarted. */
+  const peersOnly = new Set<string>();
   for (const spec of specs) {
     const host = hostOf(ctx, spec.name);
-    const unit = renderGalera(ctx.dep, target(ctx, spec));
+    const t = target(ctx, spec);
+    const unit = renderGalera(ctx.dep, t);
     await ensureDirs(host, unit);
     const changed = await syncFiles(host, [...unit.files, daemonsFile('mariadb', unit)]);
-    const want = wantedState('mariadb', unit);
+    const want = galeraWantedState(ctx.dep, t);
     const applied = await readApplied(host, 'mariadb');
-    if (changed.length > 0) due.set(spec.name, `changed: ${changed.join(', ')}`);
+    if (running.get(spec.name) && peersOnlyChange(applied, want)) {
+      await recordApplied(host, 'mariadb', want);
+      peersOnly.add(spec.name);
+      ctx.log(`mariadb on ${spec.name}: peers updated, no restart needed`);
+    } else if (changed.length > 0) due.set(spec.name, `changed: ${changed.join(', ')}`);
     else if (applied?.config !== want.config || applied?.daemons !== want.daemons) {
       due.set(spec.name, 'config not yet applied');
     }
@@ -589,22 +667,27 @@ export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
     running.set(first.name, true);
     bootstrapped = true;
   }
-  // Joiners and restarts one host at a time: two nodes in state transfer at once was slower and less safe.
+  // Joiners and restarts one host at a time: two nodes in state transfer at once was slower and less safe. Joiners
+  // first (in inventory order), then restarts with the writer last, so the writes move once.
+  for (const spec of specs) {
+    if (outcomes[spec.name] || running.get(spec.name)) continue;
+    ctx.log(`mariadb on ${spec.name}: joining the cluster`);
+    await startAndSync(ctx, spec, false);
+    outcomes[spec.name] = 'started';
+    ctx.log(`mariadb on ${spec.name}: started`);
+  }
+  const restarts = specs.filter((s) => !outcomes[s.name] && due.has(s.name));
+  const writer = restarts.length > 1 ? await galeraWriterByHealth(ctx) : undefined;
+  for (const spec of galeraRestartOrder(restarts, writer)) {
+    ctx.log(`mariadb on ${spec.name}: restarting (${due.get(spec.name)})`);
+    await hostOf(ctx, spec.name).stopDaemon('mariadb', { timeoutMs: 120_000 });
+    await startAndSync(ctx, spec, false);
+    outcomes[spec.name] = 'restarted';
+    ctx.log(`mariadb on ${spec.name}: restarted`);
+  }
   for (const spec of specs) {
     if (outcomes[spec.name]) continue;
-    const host = hostOf(ctx, spec.name);
-    if (!running.get(spec.name)) {
-      ctx.log(`mariadb on ${spec.name}: joining the cluster`);
-      await startAndSync(ctx, spec, false);
-      outcomes[spec.name] = 'started';
-    } else if (due.has(spec.name)) {
-      ctx.log(`mariadb on ${spec.name}: restarting (${due.get(spec.name)})`);
-      await host.stopDaemon('mariadb', { timeoutMs: 120_000 });
-      await startAndSync(ctx, spec, false);
-      outcomes[spec.name] = 'restarted';
-    } else {
-      outcomes[spec.name] = 'unchanged';
-    }
+    outcomes[spec.name] = peersOnly.has(spec.name) ? 'configured' : 'unchanged';
     ctx.log(`mariadb on ${spec.name}: ${outcomes[spec.name]}`);
   }
   const firstSpec = specs[0];

@@ -31,6 +31,9 @@ export function renderListen(dep: Deployment, svc: LoadBalancedService): string 
   const lines = [`listen ${svc.name}`, `  bind ${svc.bind.address}:${svc.bind.port}`, `  mode ${svc.mode}`];
   if (svc.mode === 'http') {
     lines.push('  option httplog', '  option forwardfor', '  http-request del-header X-Forwarded-Proto');
+    // On a reload, the old worker answers a keep-alive client's next request (with `Connection: close`) instead of
+    // closing its idle connection under it, which a client sending at that instant sees as a reset.
+    lines.push('  option idle-close-on-response');
   } else {
     lines.push('  option tcplog');
   }

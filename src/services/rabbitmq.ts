@@ -7,12 +7,20 @@ import {
   daemonsFile,
   digest,
   ensureDirs,
+  peersOnlyChange,
   readApplied,
   recordApplied,
   syncFiles,
   wantedState,
 } from './files.js';
-import type { DeployContext, HostOutcome, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
+import type {
+  DeployContext,
+  HostOutcome,
+  RenderTarget,
+  RenderedFile,
+  ServiceResult,
+  ServiceUnit,
+} from './types.js';
 import { hostOf, target } from './types.js';
 
 export const AMQP_PORT = 5672;
@@ -154,18 +162,170 @@ export function renderRabbitmq(dep: Deployment, t: RenderTarget): ServiceUnit {
   };
 }
 
-/** The node's own config (definitions are applied cluster-wide, separately). */
-function nodeState(unit: ServiceUnit) {
-  return wantedState('rabbitmq', { ...unit, files: unit.files.filter((f) => f.path !== DEFINITIONS) });
+/**
+ * rabbitmq.conf as a running node sees it: the classic_config node list is read only at boot (peer discovery), so
+ * a change of that list alone needs no restart; a booting node finds the cluster through any listed peer.
+ */
+export function normalizeRabbitPeers(file: RenderedFile): string {
+  return file.path === CONF
+    ? file.content.replace(/^cluster_formation\.classic_config\.nodes\.\d+ = .*\n/gm, '')
+    : file.content;
 }
 
-/** Runs rabbitmqctl on the host against its own node. */
-export function rabbitmqctl(host: Host, t: RenderTarget, args: readonly string[], timeoutMs = 60_000) {
-  return host.exec(['/usr/lib/rabbitmq/bin/rabbitmqctl', '-n', rabbitNode(t.host), ...args], {
+/** The node's own config (definitions are applied cluster-wide, separately), its peer list normalized out of `restart`. */
+export function rabbitNodeState(unit: ServiceUnit) {
+  return wantedState(
+    'rabbitmq',
+    { ...unit, files: unit.files.filter((f) => f.path !== DEFINITIONS) },
+    normalizeRabbitPeers,
+  );
+}
+const nodeState = rabbitNodeState;
+
+/** Runs one of RabbitMQ's CLI tools (rabbitmqctl, rabbitmq-queues, rabbitmq-upgrade) on the host against its own node. */
+export function rabbitTool(
+  host: Host,
+  t: RenderTarget,
+  tool: 'rabbitmqctl' | 'rabbitmq-queues' | 'rabbitmq-upgrade',
+  args: readonly string[],
+  timeoutMs = 60_000,
+) {
+  return host.exec([`/usr/lib/rabbitmq/bin/${tool}`, '-n', rabbitNode(t.host), ...args], {
     env: rabbitEnv(t),
     timeoutMs,
   });
 }
+
+/** Runs rabbitmqctl on the host against its own node. */
+export function rabbitmqctl(host: Host, t: RenderTarget, args: readonly string[], timeoutMs = 60_000) {
+  return rabbitTool(host, t, 'rabbitmqctl', args, timeoutMs);
+}
+
+export interface QuorumQueueMembers {
+  readonly name: string;
+  readonly vhost: string;
+  readonly members: readonly string[];
+  readonly online: readonly string[];
+  readonly leader: string | undefined;
+}
+
+/** `rabbitmqctl list_queues` JSON: the quorum queues with their members, online members and leader. */
+export function parseQuorumQueues(json: string): QuorumQueueMembers[] {
+  const rows = JSON.parse(json) as {
+    name: string;
+    vhost?: string;
+    type?: string;
+    members?: string[] | string;
+    online?: string[] | string;
+    leader?: string;
+  }[];
+  const list = (v: string[] | string | undefined): string[] => (Array.isArray(v) ? v : []);
+  return rows
+    .filter((r) => r.type === 'quorum')
+    .map((r) => ({
+      name: r.name,
+      vhost: r.vhost ?? '/',
+      members: list(r.members),
+      online: list(r.online),
+      leader: r.leader || undefined,
+    }));
+}
+
+/** Every quorum queue of the `/` vhost (the only one stackha creates), as the host's node sees them. */
+export async function quorumQueues(host: Host, t: RenderTarget): Promise<QuorumQueueMembers[]> {
+  const r = await rabbitmqctl(
+    host,
+    t,
+    ['list_queues', 'name', 'type', 'members', 'online', 'leader', '--formatter', 'json'],
+    30_000,
+  );
+  if (r.code !== 0) throw new Error(`RabbitMQ on ${host.name}: list_queues failed: ${r.stderr.trim()}`);
+  return parseQuorumQueues(r.stdout);
+}
+
+/** Quorum queues that have `node` as a member but not online (yet). */
+export function queuesWaitingFor(queues: readonly QuorumQueueMembers[], node: string): string[] {
+  return queues.filter((q) => q.members.includes(node) && !q.online.includes(node)).map((q) => q.name);
+}
+
+/** Quorum queues of which `node` is not a member. */
+export function queuesWithout(queues: readonly QuorumQueueMembers[], node: string): string[] {
+  return queues.filter((q) => !q.members.includes(node)).map((q) => q.name);
+}
+
+/** Resolves once every quorum queue with a member on `node` has it online again (after that node restarted). */
+export function waitQuorumMemberOnline(host: Host, t: RenderTarget, node: string, timeoutMs = 120_000) {
+  return waitFor(
+    `quorum queues to have ${node} online`,
+    async () => {
+      const waiting = queuesWaitingFor((await quorumQueues(host, t).catch(() => undefined)) ?? [], node);
+      return waiting.length === 0 ? true : undefined;
+    },
+    { timeoutMs, intervalMs: 1000 },
+  );
+}
+
+/**
+ * Restarts one running node gracefully: waits until stopping it leaves every quorum queue a majority
+ * (`await_online_quorum_plus_one`), puts it in maintenance (`rabbitmq-upgrade drain`: quorum leaders move away,
+ * client connections close and reconnect to the other brokers), restarts it, revives it, and waits until every
+ * quorum queue has it online again before the caller moves to the next node.
+ */
+export async function restartRabbitNode(
+  ctx: Pick<DeployContext, 'dep' | 'log'>,
+  host: Host,
+  t: RenderTarget,
+): Promise<void> {
+  const node = rabbitNode(t.host);
+  const safe = await rabbitTool(
+    host,
+    t,
+    'rabbitmq-upgrade',
+    ['await_online_quorum_plus_one', '-t', '120'],
+    130_000,
+  );
+  if (safe.code !== 0) {
+    throw new Error(
+      `RabbitMQ on ${host.name}: not restarting: a quorum queue would be left without a majority ` +
+        `(${safe.stderr.trim().split('\n').slice(-2).join(' ')})`,
+    );
+  }
+  const drained = await rabbitTool(host, t, 'rabbitmq-upgrade', ['drain'], 130_000);
+  if (drained.code !== 0)
+    ctx.log(
+      `rabbitmq on ${host.name}: drain failed (${drained.stderr.trim().split('\n').at(-1)}); restarting anyway`,
+    );
+  await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
+  const server = renderRabbitmq(ctx.dep, t).daemons.find((d) => d.name === 'rabbitmq');
+  if (server) await host.startDaemon(server);
+  await waitBooted(host, t);
+  // A node restarted in maintenance mode may come back still draining: revive it (a no-op otherwise).
+  await rabbitTool(host, t, 'rabbitmq-upgrade', ['revive'], 60_000);
+  await waitQuorumMemberOnline(host, t, node);
+}
+
+/** Adds `node` as a member of every quorum queue (`rabbitmq-queues grow NODE all`), run through the host's node. */
+export async function growQuorumQueues(host: Host, t: RenderTarget, node: string): Promise<string> {
+  const r = await rabbitTool(host, t, 'rabbitmq-queues', ['grow', node, 'all'], 300_000);
+  if (r.code !== 0) throw new Error(`rabbitmq-queues grow ${node} all failed: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Removes the replicas on `node` from every quorum queue (`rabbitmq-queues shrink NODE`). */
+export async function shrinkQuorumQueues(host: Host, t: RenderTarget, node: string): Promise<string> {
+  const r = await rabbitTool(host, t, 'rabbitmq-queues', ['shrink', node], 300_000);
+  if (r.code !== 0) throw new Error(`rabbitmq-queues shrink ${node} failed: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Removes a stopped node from the cluster, run through a remaining node. */
+export async function forgetClusterNode(host: Host, t: RenderTarget, node: string): Promise<void> {
+  const r = await rabbitmqctl(host, t, ['forget_cluster_node', node], 120_000);
+  if (r.code !== 0) throw new Error(`rabbitmqctl forget_cluster_node ${node} failed: ${r.stderr.trim()}`);
+}
+
+/** Where a node keeps its cluster membership and queue data: removed when the node leaves the cluster for good. */
+export const RABBITMQ_MNESIA = `${HOME}/mnesia`;
 
 export interface RabbitClusterStatus {
   readonly host: string;
@@ -208,7 +368,7 @@ export async function rabbitClusterStatus(host: Host, t: RenderTarget): Promise<
   }
 }
 
-async function waitBooted(host: Host, t: RenderTarget): Promise<void> {
+export async function waitBooted(host: Host, t: RenderTarget): Promise<void> {
   // `wait` on the pid file: await_startup fails at once before the node has registered with epmd.
   const r = await rabbitmqctl(
     host,
@@ -248,6 +408,14 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
       const applied = await readApplied(host, 'rabbitmq');
       const want = nodeState(unit);
       const changedFiles = changed.filter((p) => p !== DEFINITIONS);
+      const runningNow = (await host.daemonPid('rabbitmq')) !== undefined;
+      if (runningNow && peersOnlyChange(applied, want)) {
+        // The node list is read at boot only: the running node keeps running, the file waits for its next start.
+        await recordApplied(host, 'rabbitmq', want);
+        ctx.log(`rabbitmq on ${spec.name}: peers updated, no restart needed`);
+        outcomes[spec.name] = 'configured';
+        return;
+      }
       const nodeChanged =
         changedFiles.length > 0 || applied?.config !== want.config || applied?.daemons !== want.daemons;
       why.set(
@@ -278,14 +446,12 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
         await recordApplied(hostOf(ctx, s.name), 'rabbitmq', nodeState(renderRabbitmq(ctx.dep, t)));
       }),
   );
-  for (const spec of restart) {
+  // One node at a time, each drained first and back in every quorum queue before the next.
+  for (const spec of specs.filter((s) => restart.includes(s))) {
     const host = hostOf(ctx, spec.name);
     const t = target(ctx, spec);
     ctx.log(`rabbitmq on ${spec.name}: restarting (${why.get(spec.name)})`);
-    await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
-    const server = renderRabbitmq(ctx.dep, t).daemons.find((d) => d.name === 'rabbitmq');
-    if (server) await host.startDaemon(server);
-    await waitBooted(host, t);
+    await restartRabbitNode(ctx, host, t);
     await recordApplied(host, 'rabbitmq', nodeState(renderRabbitmq(ctx.dep, t)));
     outcomes[spec.name] = 'restarted';
   }

@@ -28,6 +28,15 @@ export async function deploySimpleService(
   opts: SimpleServiceOptions,
 ): Promise<ServiceResult> {
   const outcomes: Record<string, HostOutcome> = {};
+  /** Hosts whose daemon must restart: done after every other host, one host at a time. */
+  const restarts: HostSpec[] = [];
+  const ready = async (host: Host, spec: HostSpec, unit: ServiceUnit): Promise<void> => {
+    try {
+      await opts.waitReady(host, spec);
+    } catch (err) {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}${await daemonReport(host, unit)}`);
+    }
+  };
   const one = async (spec: HostSpec): Promise<void> => {
     const host = hostOf(ctx, spec.name);
     const unit = opts.render(target(ctx, spec));
@@ -50,29 +59,38 @@ export async function deploySimpleService(
           await host.signalDaemon(d.name, opts.reloadSignal);
           outcome = 'reloaded';
         } else {
-          await host.stopDaemon(d.name, { timeoutMs: opts.stopTimeoutMs ?? 20_000 });
-          await opts.beforeStart?.(host, spec);
-          await host.startDaemon(d);
-          outcome = 'restarted';
+          restarts.push(spec);
+          return;
         }
       }
     }
     if (outcome !== 'unchanged') {
-      try {
-        await opts.waitReady(host, spec);
-      } catch (err) {
-        throw new Error(`${err instanceof Error ? err.message : String(err)}${await daemonReport(host, unit)}`);
-      }
+      await ready(host, spec, unit);
       await recordApplied(host, opts.service, want);
     }
     outcomes[spec.name] = outcome;
     ctx.log(`${opts.service} on ${spec.name}: ${outcome}`);
+  };
+  /** A restart: each host's service back and ready before the next host goes, so its peers always serve. */
+  const restart = async (spec: HostSpec): Promise<void> => {
+    const host = hostOf(ctx, spec.name);
+    const unit = opts.render(target(ctx, spec));
+    for (const d of unit.daemons) {
+      await host.stopDaemon(d.name, { timeoutMs: opts.stopTimeoutMs ?? 20_000 });
+      await opts.beforeStart?.(host, spec);
+      await host.startDaemon(d);
+    }
+    await ready(host, spec, unit);
+    await recordApplied(host, opts.service, wantedState(opts.service, unit));
+    outcomes[spec.name] = 'restarted';
+    ctx.log(`${opts.service} on ${spec.name}: restarted`);
   };
   if (opts.serial) {
     for (const spec of opts.hosts) await one(spec);
   } else {
     await Promise.all(opts.hosts.map(one));
   }
+  for (const spec of opts.hosts.filter((s) => restarts.includes(s))) await restart(spec);
   return { service: opts.service, outcomes };
 }
 
@@ -82,7 +100,9 @@ async function daemonReport(host: Host, unit: ServiceUnit): Promise<string> {
   for (const d of unit.daemons) {
     const pid = await host.daemonPid(d.name);
     const tail = (await host.readFile(d.logFile))?.trim().split('\n').slice(-5).join('\n    ');
-    parts.push(`\n  ${d.name}: ${pid === undefined ? 'not running' : `running (pid ${pid})`}${tail ? `; log:\n    ${tail}` : ''}`);
+    parts.push(
+      `\n  ${d.name}: ${pid === undefined ? 'not running' : `running (pid ${pid})`}${tail ? `; log:\n    ${tail}` : ''}`,
+    );
   }
   return parts.join('');
 }

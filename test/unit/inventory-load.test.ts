@@ -101,7 +101,14 @@ describe('buildDeployment: globals.yml', () => {
       apiInterface: 'eth0',
       keepalivedVirtualRouterId: 51,
       keepalivedUnicastPeers: false,
-      enabled: { memcached: true, mariadb: true, rabbitmq: true, haproxy: true, keepalived: true },
+      enabled: {
+        memcached: true,
+        mariadb: true,
+        rabbitmq: true,
+        haproxy: true,
+        keepalived: true,
+        keystone: true,
+      },
       rabbitmqQuorumQueues: true,
       rabbitmqMirroredQueues: false,
       profile: 'stackha',
@@ -137,6 +144,7 @@ describe('buildDeployment: globals.yml', () => {
       memcached: true,
       haproxy: true,
       keepalived: false,
+      keystone: true,
     });
     expect(dep.globals.keepalivedUnicastPeers).toBe(true);
     expect(dep.globals.rabbitmqQuorumQueues).toBe(false);

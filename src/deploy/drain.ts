@@ -1,0 +1,336 @@
+// Taking one host's server out of HAProxy before its daemon restarts, and putting it back once it is healthy:
+// what makes a restart invisible to clients. Used by `stackha deploy` (through drainingHosts), by rolling restarts
+// (src/ops/rolling.ts) and by `stackha scale remove`.
+import type { DaemonSpec, Host } from '../hosts/host.js';
+import type { Deployment } from '../model.js';
+import { KEYSTONE_PUBLIC_PORT, apiHealthy } from '../services/api/framework.js';
+import { galeraHealthy } from '../services/galera.js';
+import { type BackendServerState, activeServer, haproxySocket, parseShowStat } from '../services/haproxy.js';
+import { KEYSTONE_HEALTH_PATH, KEYSTONE_LB_NAME, keystoneEnabled } from '../services/keystone.js';
+import { PROBE_API_PORT, probeApiEnabled } from '../services/probe-api.js';
+import { hostsFor } from '../topology.js';
+import type { ExecOptions } from '../util/exec.js';
+import { sleep, waitFor } from '../util/wait.js';
+
+/** What HAProxy knows about one daemon that clients reach through it. */
+export interface Fronted {
+  /** The HAProxy backends that list the daemon's host as a server (named after the host). */
+  readonly backends: readonly string[];
+  /**
+   * How long to let the server's sessions end by themselves before HAProxy shuts them down, ms. Database: oslo.db
+   * recycles pooled connections every 10 s (connection_recycle_time, see src/services/api/framework.ts), so a
+   * well-behaved client moves in that time without an error. HTTP: requests are short.
+   */
+  readonly drainMs: number;
+  /** True when the daemon on this host can take clients again (what HAProxy's check also asks). */
+  healthy(host: Host): Promise<boolean>;
+}
+
+/** Database sessions get connection_recycle_time (10 s) plus a second to leave by themselves. */
+export const DB_DRAIN_MS = 11_000;
+export const HTTP_DRAIN_MS = 5_000;
+
+/**
+ * The HAProxy backends behind which each daemon serves, by daemon name; undefined for a daemon clients do not reach
+ * through HAProxy (memcached and RabbitMQ: clients hold every server's address). A new API service adds its entry.
+ */
+export function frontedDaemon(dep: Deployment, daemon: string): Fronted | undefined {
+  if (!dep.globals.enabled.haproxy) return undefined;
+  switch (daemon) {
+    // The health endpoint is what HAProxy checks: restarting it would mark the node down as surely as stopping it.
+    case 'mariadb':
+    case 'galera-health':
+      return dep.globals.enabled.mariadb
+        ? { backends: ['mariadb'], drainMs: DB_DRAIN_MS, healthy: galeraHealthy }
+        : undefined;
+    case 'probe-api':
+      return probeApiEnabled(dep)
+        ? {
+            backends: ['probe_api'],
+            drainMs: HTTP_DRAIN_MS,
+            healthy: (h) => apiHealthy(h, PROBE_API_PORT, '/healthcheck'),
+          }
+        : undefined;
+    case 'keystone':
+      return keystoneEnabled(dep)
+        ? {
+            backends: [KEYSTONE_LB_NAME],
+            drainMs: HTTP_DRAIN_MS,
+            healthy: (h) => apiHealthy(h, KEYSTONE_PUBLIC_PORT, KEYSTONE_HEALTH_PATH),
+          }
+        : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Every HAProxy backend a host serves in, for the daemons given. */
+export function backendsOf(dep: Deployment, daemons: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const d of daemons) for (const b of frontedDaemon(dep, d)?.backends ?? []) out.add(b);
+  return [...out];
+}
+
+/** What the drain helpers need: the deployment and a connection to its hosts. */
+export interface LbContext {
+  readonly dep: Deployment;
+  readonly hosts: ReadonlyMap<string, Host>;
+  readonly roots: ReadonlyMap<string, string>;
+  readonly log: (message: string) => void;
+}
+
+interface Lb {
+  readonly name: string;
+  readonly host: Host;
+  readonly root: string;
+}
+
+/** The loadbalancer hosts whose HAProxy is running (a drain is told to each). */
+async function runningLbs(ctx: LbContext): Promise<Lb[]> {
+  const out: Lb[] = [];
+  for (const spec of hostsFor(ctx.dep, 'haproxy')) {
+    const host = ctx.hosts.get(spec.name);
+    if (!host || (await host.daemonPid('haproxy')) === undefined) continue;
+    out.push({ name: spec.name, host, root: ctx.roots.get(spec.name) ?? '' });
+  }
+  return out;
+}
+
+/** Runs a stats-socket command on every running HAProxy; resolves with each one's answer. */
+export async function everyLb(ctx: LbContext, command: string): Promise<Map<string, string | undefined>> {
+  const lbs = await runningLbs(ctx);
+  const answers = await Promise.all(lbs.map((lb) => haproxySocket(lb.host, lb.root, command)));
+  return new Map(lbs.map((lb, i) => [lb.name, answers[i]]));
+}
+
+/** `show stat` of every running HAProxy, parsed. */
+export async function lbStates(ctx: LbContext): Promise<Map<string, BackendServerState[]>> {
+  const csv = await everyLb(ctx, 'show stat');
+  return new Map([...csv].map(([lb, text]) => [lb, text ? parseShowStat(text) : []]));
+}
+
+/** Sessions HAProxy currently holds to `server` in the backends, over every load balancer. */
+export function sessionsOf(
+  states: ReadonlyMap<string, readonly BackendServerState[]>,
+  backends: readonly string[],
+  server: string,
+): number {
+  let n = 0;
+  for (const list of states.values())
+    for (const s of list) if (s.server === server && backends.includes(s.backend)) n += s.sessions;
+  return n;
+}
+
+/** True when every load balancer that lists `server` in the backends has it UP (health checks passed, not drained). */
+export function upEverywhere(
+  states: ReadonlyMap<string, readonly BackendServerState[]>,
+  backends: readonly string[],
+  server: string,
+): boolean {
+  for (const list of states.values())
+    for (const s of list)
+      if (s.server === server && backends.includes(s.backend) && s.status !== 'UP') return false;
+  return true;
+}
+
+export interface DrainResult {
+  readonly backends: readonly string[];
+  readonly seconds: number;
+  /** Sessions HAProxy shut down because they had not ended by themselves within the bound. */
+  readonly shutDown: number;
+}
+
+/**
+ * Takes `server` out of the backends on every load balancer: new connections go to the other servers (for the
+ * active/backup database backend: the first backup becomes the writer), established ones get up to `boundMs` to
+ * end by themselves, then HAProxy shuts the rest down so their clients reconnect elsewhere before the daemon stops,
+ * and the server stays in maintenance until undrainServer puts it back.
+ */
+export async function drainServer(
+  ctx: LbContext,
+  backends: readonly string[],
+  server: string,
+  boundMs: number,
+): Promise<DrainResult> {
+  const started = Date.now();
+  if (backends.length === 0) return { backends, seconds: 0, shutDown: 0 };
+  for (const b of backends) await everyLb(ctx, `set server ${b}/${server} state drain`);
+  let left = 0;
+  await waitFor(
+    `sessions to ${server} to end`,
+    async () => {
+      left = sessionsOf(await lbStates(ctx), backends, server);
+      return left === 0 ? true : undefined;
+    },
+    { timeoutMs: boundMs, intervalMs: 250 },
+  ).catch(() => {});
+  if (left > 0) for (const b of backends) await everyLb(ctx, `shutdown sessions server ${b}/${server}`);
+  // Maintenance from here: HAProxy stops checking it. A drained server whose checks pass again while its host is
+  // still busy would be marked up, and `on-marked-up shutdown-backup-sessions` would move the database clients
+  // back and forth once more; from maintenance it comes up once, when it is put back.
+  for (const b of backends) await everyLb(ctx, `set server ${b}/${server} state maint`);
+  const seconds = (Date.now() - started) / 1000;
+  ctx.log(
+    `${server}: drained from ${backends.join(', ')} in ${seconds.toFixed(1)} s` +
+      (left > 0 ? ` (${left} sessions had not ended; shut down, their clients reconnect elsewhere)` : ''),
+  );
+  return { backends, seconds, shutDown: left };
+}
+
+/**
+ * Puts `server` back into the backends once `healthy()` says so (HAProxy's own checks then need `rise` successes
+ * before it sends anything), waits until every load balancer has it UP, and for an active/backup backend whose
+ * writer it is again, shuts down the sessions still on the backups, so writes go to one node only.
+ */
+export async function undrainServer(
+  ctx: LbContext,
+  backends: readonly string[],
+  server: string,
+  healthy: () => Promise<boolean>,
+  opts: { healthTimeoutMs?: number; upTimeoutMs?: number } = {},
+): Promise<void> {
+  if (backends.length === 0) return;
+  const started = Date.now();
+  try {
+    await waitFor(`${server} to be healthy`, async () => ((await healthy()) ? true : undefined), {
+      timeoutMs: opts.healthTimeoutMs ?? 600_000,
+      intervalMs: 300,
+    });
+  } catch (err) {
+    // Its checks keep failing, so HAProxy will not send it anything anyway; the caller reports why.
+    ctx.log(
+      `${server}: not healthy (${err instanceof Error ? err.message : String(err)}); re-enabled anyway`,
+    );
+  }
+  for (const b of backends) await everyLb(ctx, `set server ${b}/${server} state ready`);
+  const states = await waitFor(
+    `${server} to be UP on every load balancer`,
+    async () => {
+      const s = await lbStates(ctx);
+      return upEverywhere(s, backends, server) ? s : undefined;
+    },
+    { timeoutMs: opts.upTimeoutMs ?? 30_000, intervalMs: 200 },
+  ).catch(() => undefined);
+  if (!states) {
+    ctx.log(`${server}: not UP on every load balancer yet; HAProxy's checks will bring it in`);
+    return;
+  }
+  // Sessions still on another server of an active/backup backend this server leads again: one writer only.
+  const stale = new Set<string>();
+  for (const b of backends) {
+    for (const list of states.values()) {
+      const mine = list.filter((s) => s.backend === b);
+      if (!mine.some((s) => s.backup) || activeServer(mine, b) !== server) continue;
+      for (const other of mine)
+        if (other.server !== server && other.sessions > 0) stale.add(`${b}/${other.server}`);
+    }
+  }
+  for (const bs of stale) {
+    await everyLb(ctx, `shutdown sessions server ${bs}`);
+    ctx.log(`${bs.split('/')[0]}: ${server} leads again; sessions on ${bs.split('/')[1]} shut down`);
+  }
+  ctx.log(`${server}: back in ${backends.join(', ')} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/**
+ * A Host whose daemons behind HAProxy are drained before they stop and put back once healthy after they start.
+ * `stackha deploy` hands these to every service's deploy, so a restart for a changed setting, whichever module does
+ * it (including the API-service framework), takes the host out of the load balancers first. A start that follows
+ * no drain (first start, a crashed daemon) is left to HAProxy's checks alone.
+ */
+export class DrainingHost implements Host {
+  private readonly drained = new Map<string, readonly string[]>();
+
+  constructor(
+    private readonly inner: Host,
+    private readonly ctx: LbContext,
+  ) {}
+
+  get name(): string {
+    return this.inner.name;
+  }
+
+  get address(): string {
+    return this.inner.address;
+  }
+
+  path(hostPath: string): string {
+    return this.inner.path(hostPath);
+  }
+
+  exec(argv: readonly string[], opts?: ExecOptions) {
+    return this.inner.exec(argv, opts);
+  }
+
+  run(argv: readonly string[], opts?: ExecOptions) {
+    return this.inner.run(argv, opts);
+  }
+
+  readFile(hostPath: string) {
+    return this.inner.readFile(hostPath);
+  }
+
+  writeFile(hostPath: string, content: string, opts?: { mode?: number; owner?: string }) {
+    return this.inner.writeFile(hostPath, content, opts);
+  }
+
+  mkdir(hostPath: string, opts?: { mode?: number; owner?: string }) {
+    return this.inner.mkdir(hostPath, opts);
+  }
+
+  exists(hostPath: string) {
+    return this.inner.exists(hostPath);
+  }
+
+  fileMode(hostPath: string) {
+    return this.inner.fileMode(hostPath);
+  }
+
+  remove(hostPath: string) {
+    return this.inner.remove(hostPath);
+  }
+
+  signalDaemon(name: string, signal: NodeJS.Signals) {
+    return this.inner.signalDaemon(name, signal);
+  }
+
+  daemonPid(name: string) {
+    return this.inner.daemonPid(name);
+  }
+
+  tcpConnect(address: string, port: number, timeoutMs?: number) {
+    return this.inner.tcpConnect(address, port, timeoutMs);
+  }
+
+  async stopDaemon(name: string, opts?: { signal?: NodeJS.Signals; timeoutMs?: number }): Promise<boolean> {
+    const fronted = frontedDaemon(this.ctx.dep, name);
+    if (fronted && (await this.inner.daemonPid(name)) !== undefined) {
+      await drainServer(this.ctx, fronted.backends, this.name, fronted.drainMs);
+      this.drained.set(name, fronted.backends);
+    }
+    return this.inner.stopDaemon(name, opts);
+  }
+
+  async startDaemon(spec: DaemonSpec): Promise<number> {
+    const pid = await this.inner.startDaemon(spec);
+    const backends = this.drained.get(spec.name);
+    const fronted = frontedDaemon(this.ctx.dep, spec.name);
+    if (backends && fronted) {
+      this.drained.delete(spec.name);
+      await undrainServer(this.ctx, backends, this.name, async () => {
+        // A daemon that exited will not get healthy: stop waiting, the caller's own wait reports why.
+        if ((await this.inner.daemonPid(spec.name)) === undefined) {
+          await sleep(500);
+          if ((await this.inner.daemonPid(spec.name)) === undefined) return true;
+        }
+        return fronted.healthy(this.inner);
+      });
+    }
+    return pid;
+  }
+}
+
+/** Every host of the connection wrapped in a DrainingHost. */
+export function drainingHosts(ctx: LbContext): Map<string, Host> {
+  return new Map([...ctx.hosts].map(([name, h]) => [name, new DrainingHost(h, ctx)]));
+}

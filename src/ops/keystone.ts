@@ -1,0 +1,325 @@
+// Keystone operations: each backend's health and key repositories (status), key rotation with distribution to
+// every host, and a key sync that repairs a host that missed a rotation.
+import { join } from 'node:path';
+import type { Host } from '../hosts/host.js';
+import type { Deployment, HostSpec } from '../model.js';
+import type {
+  BenchResult,
+  IssueResult,
+  KeystoneProbeRequest,
+  ValidateResult,
+} from '../probes/keystone-load.js';
+import { apiHealthy, vipUrl } from '../services/api/framework.js';
+import {
+  ADMIN_CLOUD,
+  KEYSTONE_ADMIN,
+  KEYSTONE_HEALTH_PATH,
+  KEYSTONE_PORT,
+  KEY_REPOSITORIES,
+  type KeySet,
+  type KeySyncResult,
+  keySetFingerprint,
+  keystoneHosts,
+  keystoneManage,
+  primaryKey,
+  readKeySet,
+  syncKeystoneKeys,
+  writeKeySet,
+} from '../services/keystone.js';
+import type { DeployContext, RenderTarget } from '../services/types.js';
+import { builtScript } from '../util/paths.js';
+
+/** One key repository on one host, summarized: never the keys themselves. */
+export interface KeySummary {
+  /** Key numbers, ascending (0 is the staged key). */
+  readonly keys: readonly number[];
+  readonly primary: number | undefined;
+  /** Digest of the whole set: equal on two hosts exactly when they hold the same keys. */
+  readonly fingerprint: string | undefined;
+}
+
+export function summarizeKeys(keys: KeySet): KeySummary {
+  return {
+    keys: [...keys.keys()].sort((a, b) => a - b),
+    primary: primaryKey(keys),
+    fingerprint: keys.size > 0 ? keySetFingerprint(keys) : undefined,
+  };
+}
+
+export interface KeystoneHostStatus {
+  readonly host: string;
+  readonly running: boolean;
+  /** GET /healthcheck on the host's own address answered 200. */
+  readonly healthy: boolean;
+  readonly fernet: KeySummary;
+  readonly credential: KeySummary;
+}
+
+export interface KeystoneStatus {
+  readonly hosts: readonly KeystoneHostStatus[];
+  /** Every host holds the same Fernet keys (and has some). */
+  readonly fernetInSync: boolean;
+  readonly credentialInSync: boolean;
+}
+
+/** The connection a Keystone operation needs: the deployment and its hosts (a DeployContext fits). */
+export type KeystoneOpsContext = Pick<DeployContext, 'dep' | 'hosts' | 'roots' | 'log'>;
+
+function hostIn(ctx: Pick<KeystoneOpsContext, 'hosts'>, name: string): Host {
+  const h = ctx.hosts.get(name);
+  if (!h) throw new Error(`no connection to host ${name}`);
+  return h;
+}
+
+const inSync = (sums: readonly KeySummary[]): boolean =>
+  sums.length > 0 && sums.every((s) => s.fingerprint !== undefined && s.fingerprint === sums[0]?.fingerprint);
+
+export async function keystoneStatus(
+  ctx: Pick<KeystoneOpsContext, 'dep' | 'hosts'>,
+): Promise<KeystoneStatus> {
+  const hosts = await Promise.all(
+    keystoneHosts(ctx.dep).map(async (spec): Promise<KeystoneHostStatus> => {
+      const host = hostIn(ctx, spec.name);
+      const [running, healthy, fernet, credential] = await Promise.all([
+        host.daemonPid('keystone').then((p) => p !== undefined),
+        apiHealthy(host, KEYSTONE_PORT, KEYSTONE_HEALTH_PATH),
+        readKeySet(host, KEY_REPOSITORIES[0].dir),
+        readKeySet(host, KEY_REPOSITORIES[1].dir),
+      ]);
+      return {
+        host: spec.name,
+        running,
+        healthy,
+        fernet: summarizeKeys(fernet),
+        credential: summarizeKeys(credential),
+      };
+    }),
+  );
+  return {
+    hosts,
+    fernetInSync: inSync(hosts.map((h) => h.fernet)),
+    credentialInSync: inSync(hosts.map((h) => h.credential)),
+  };
+}
+
+/** Hosts grouped by key set: `ctl1, ctl2 have primary 3 (ab12cd34ef56)`. */
+function describeGroups(hosts: readonly KeystoneHostStatus[], repo: 'fernet' | 'credential'): string {
+  const groups = new Map<string, string[]>();
+  for (const h of hosts) {
+    const s = h[repo];
+    const label =
+      s.fingerprint === undefined
+        ? 'no keys'
+        : `primary ${s.primary} (${s.keys.join(',')}; ${s.fingerprint})`;
+    groups.set(label, [...(groups.get(label) ?? []), h.host]);
+  }
+  return [...groups].map(([label, hs]) => `${hs.join(', ')}: ${label}`).join('; ');
+}
+
+export function keystoneProblems(s: KeystoneStatus): string[] {
+  const p: string[] = [];
+  for (const h of s.hosts) {
+    if (!h.running) p.push(`keystone: ${h.host} is not running`);
+    else if (!h.healthy) p.push(`keystone: ${h.host} does not answer ${KEYSTONE_HEALTH_PATH}`);
+  }
+  if (s.hosts.length > 0 && !s.fernetInSync)
+    p.push(
+      `keystone: the hosts do not hold the same Fernet keys (${describeGroups(s.hosts, 'fernet')}): ` +
+        'a token may not validate everywhere; run `stackha keystone sync`',
+    );
+  if (s.hosts.length > 0 && !s.credentialInSync)
+    p.push(
+      `keystone: the hosts do not hold the same credential keys (${describeGroups(s.hosts, 'credential')}); ` +
+        'run `stackha keystone sync`',
+    );
+  return p;
+}
+
+export function formatKeystoneStatus(s: KeystoneStatus): string[] {
+  const out = ['Keystone'];
+  for (const h of s.hosts) {
+    const f = h.fernet;
+    const c = h.credential;
+    out.push(
+      `  ${h.host.padEnd(8)} ${h.running ? 'running' : 'stopped'}  ${KEYSTONE_HEALTH_PATH} ${h.healthy ? '200' : 'down'}  ` +
+        `fernet ${f.fingerprint === undefined ? 'none' : `${f.keys.join(',')} primary ${f.primary} ${f.fingerprint}`}  ` +
+        `credential ${c.fingerprint === undefined ? 'none' : c.fingerprint}`,
+    );
+  }
+  out.push(
+    `  keys: Fernet ${s.fernetInSync ? 'identical on every host' : 'DIFFER'}, credential ${s.credentialInSync ? 'identical on every host' : 'DIFFER'}`,
+  );
+  return out;
+}
+
+export interface RotateResult {
+  /** Where keystone-manage fernet_rotate ran. */
+  readonly host: string;
+  /** Primary key number before and after. */
+  readonly before: number | undefined;
+  readonly after: number | undefined;
+  readonly fingerprint: string;
+  /** A sync that ran first because the hosts disagreed. */
+  readonly repairedFirst: KeySyncResult | undefined;
+  readonly distributedTo: readonly string[];
+  readonly seconds: number;
+}
+
+/**
+ * Rotates the Fernet keys on one host (`keystone-manage fernet_rotate`: the staged key becomes primary, a new
+ * staged key appears, the oldest secondary beyond max_active_keys goes) and gives the result to every other
+ * host. Tokens issued before stay valid: their key is now a secondary everywhere. If the hosts disagreed before,
+ * they are synced first, so the rotation starts from the most advanced set.
+ */
+export async function rotateFernetKeys(
+  ctx: KeystoneOpsContext,
+  opts: { host?: string } = {},
+): Promise<RotateResult> {
+  const started = Date.now();
+  const specs = keystoneHosts(ctx.dep);
+  const spec: HostSpec | undefined = opts.host ? specs.find((s) => s.name === opts.host) : specs[0];
+  if (!spec)
+    throw new Error(
+      opts.host
+        ? `${opts.host} is not a Keystone host (${specs.map((s) => s.name).join(', ')})`
+        : 'no Keystone host',
+    );
+  const dir = KEY_REPOSITORIES[0].dir;
+  const before = await keystoneStatus(ctx);
+  let repairedFirst: KeySyncResult | undefined;
+  if (!before.fernetInSync || !before.credentialInSync) {
+    ctx.log('the hosts disagree on their keys: syncing them before the rotation');
+    repairedFirst = await syncKeystoneKeys(ctx);
+  }
+  const host = hostIn(ctx, spec.name);
+  const t: RenderTarget = { host: spec, root: ctx.roots.get(spec.name) ?? '' };
+  const old = await readKeySet(host, dir);
+  await keystoneManage(host, t, 'fernet_rotate');
+  const keys = await readKeySet(host, dir);
+  if (keys.size === 0) throw new Error(`${spec.name}: no Fernet keys after fernet_rotate`);
+  ctx.log(`rotated on ${spec.name}: primary ${primaryKey(old)} -> ${primaryKey(keys)}`);
+  const distributedTo: string[] = [];
+  await Promise.all(
+    specs
+      .filter((s) => s.name !== spec.name)
+      .map(async (s) => {
+        if (await writeKeySet(hostIn(ctx, s.name), dir, keys)) distributedTo.push(s.name);
+      }),
+  );
+  const after = await keystoneStatus(ctx);
+  if (!after.fernetInSync)
+    throw new Error(`after the rotation the hosts still differ: ${keystoneProblems(after).join('; ')}`);
+  return {
+    host: spec.name,
+    before: primaryKey(old),
+    after: primaryKey(keys),
+    fingerprint: keySetFingerprint(keys),
+    repairedFirst,
+    distributedTo: distributedTo.sort(),
+    seconds: (Date.now() - started) / 1000,
+  };
+}
+
+export { syncKeystoneKeys };
+
+/**
+ * Runs the real OpenStack client (python3-openstackclient) as the deployment's admin, with the clouds.yaml stackha
+ * wrote, on the given host: the lab's client namespace, so nothing is contacted from the root namespace.
+ */
+export function runOpenstack(
+  client: Host,
+  dep: Pick<Deployment, 'configDir'>,
+  args: readonly string[],
+  timeoutMs = 120_000,
+) {
+  return client.exec(['/usr/bin/openstack', '--os-cloud', ADMIN_CLOUD, ...args], {
+    env: { OS_CLIENT_CONFIG_FILE: join(dep.configDir, 'clouds.yaml') },
+    timeoutMs,
+  });
+}
+
+/** Runs the Keystone probe (dist/probes/keystone-load.js) on a host (the lab's client); the request goes on stdin. */
+export async function keystoneProbe<R>(
+  client: Host,
+  request: KeystoneProbeRequest,
+  timeoutMs = 60_000,
+): Promise<R> {
+  const r = await client.exec([process.execPath, builtScript('probes/keystone-load.js')], {
+    input: JSON.stringify(request),
+    timeoutMs,
+  });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as R;
+  } catch {
+    throw new Error(`keystone probe exited ${r.code}: ${r.stderr.trim().split('\n').slice(-4).join(' ')}`);
+  }
+}
+
+/** A token for the deployment's admin, issued through `url` (the VIP by default). */
+export function issueAdminToken(
+  client: Host,
+  dep: Deployment,
+  url = vipUrl(dep, KEYSTONE_PORT),
+): Promise<IssueResult> {
+  return keystoneProbe<IssueResult>(client, {
+    mode: 'issue',
+    url,
+    username: KEYSTONE_ADMIN.user,
+    password: dep.passwords.keystone_admin_password ?? '',
+    project: KEYSTONE_ADMIN.project,
+  });
+}
+
+/** GET /v3/auth/tokens of `token` at `url` (the VIP or one backend's http://address:5000). */
+export function validateToken(client: Host, url: string, token: string): Promise<ValidateResult> {
+  return keystoneProbe<ValidateResult>(client, { mode: 'validate', url, token });
+}
+
+/**
+ * Token validation (or GET `path`) at several URLs, e.g. the VIP and one backend, in alternating rounds: one
+ * result per URL. Alternating keeps a drift in the machine's load from favouring one side.
+ */
+export function compareValidate(
+  client: Host,
+  urls: readonly string[],
+  token: string,
+  o: { concurrency: number; rounds: number; roundSeconds: number; path?: string },
+): Promise<BenchResult[]> {
+  return keystoneProbe<BenchResult[]>(
+    client,
+    {
+      mode: 'compare',
+      urls,
+      token,
+      concurrency: o.concurrency,
+      rounds: o.rounds,
+      roundSeconds: o.roundSeconds,
+      warmupMs: 1000,
+      ...(o.path !== undefined ? { path: o.path } : {}),
+    },
+    (o.rounds * o.roundSeconds * urls.length + 60) * 1000,
+  );
+}
+
+/** Token validation throughput and latency at `url`, `concurrency` requests in flight. */
+export function benchValidate(
+  client: Host,
+  url: string,
+  token: string,
+  o: { concurrency: number; seconds: number; warmupMs?: number; path?: string },
+): Promise<BenchResult> {
+  return keystoneProbe<BenchResult>(
+    client,
+    {
+      mode: 'bench',
+      url,
+      token,
+      concurrency: o.concurrency,
+      seconds: o.seconds,
+      warmupMs: o.warmupMs ?? 1000,
+      ...(o.path !== undefined ? { path: o.path } : {}),
+    },
+    (o.seconds + 60) * 1000,
+  );
+}

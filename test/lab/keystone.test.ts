@@ -1,0 +1,347 @@
+// Keystone on a real 3-host lab: python3-keystone under uwsgi on every host, behind HAProxy on the VIP, its
+// database in Galera through the VIP, its cache in every memcached. Invariants are asserted; timings and
+// throughput are printed and saved to reports/lab-keystone.json.
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatResults, violations } from '../../src/chaos/report.js';
+import { DEFAULT_RUN, type ScenarioResult, chaosContext, runScenario } from '../../src/chaos/run.js';
+import { scenarioByName } from '../../src/chaos/scenarios.js';
+import { labConfigDir, labDown } from '../../src/lab/lab.js';
+import { compareValidate, issueAdminToken, keystoneStatus, validateToken } from '../../src/ops/keystone.js';
+import { clusterProblems, clusterStatus } from '../../src/ops/status.js';
+import type { BenchResult } from '../../src/probes/keystone-load.js';
+import { haproxySocket, parseShowStat } from '../../src/services/haproxy.js';
+import { holdsVip } from '../../src/services/keepalived.js';
+import {
+  CREDENTIAL_KEYS_DIR,
+  FERNET_KEYS_DIR,
+  KEYSTONE_LB_NAME,
+  keySetFingerprint,
+  readKeySet,
+  writeKeySet,
+} from '../../src/services/keystone.js';
+import { sleep, waitFor } from '../../src/util/wait.js';
+import { type TestLab, createTestLab, leftovers, saveReport } from './harness.js';
+
+const LAB = 'tkeys';
+const figures: Record<string, unknown> = {};
+let lab: TestLab;
+
+const vip = () => lab.dep.globals.internalVip;
+const vipUrl = () => `http://${vip()}:5000`;
+const backendUrl = (name: string) => `http://${lab.host(name).address}:5000`;
+const hostNames = () => lab.state.hosts.map((h) => h.name);
+
+async function token(url = vipUrl()): Promise<string> {
+  const r = await issueAdminToken(lab.client, lab.dep, url);
+  if (!r.token) throw new Error(`token issue through ${url} failed: ${r.error}`);
+  return r.token;
+}
+
+async function setKeystone(enabled: boolean): Promise<void> {
+  const file = join(labConfigDir(LAB), 'globals.yml');
+  const text = readFileSync(file, 'utf8');
+  writeFileSync(file, text.replace(/^enable_keystone: .*$/m, `enable_keystone: ${enabled}`));
+}
+
+async function whole(): Promise<void> {
+  await waitFor(
+    'a whole cluster',
+    async () => (clusterProblems(lab.dep, await clusterStatus(lab.dep)).length === 0 ? true : undefined),
+    { timeoutMs: 90_000, intervalMs: 1000 },
+  );
+}
+
+async function vipHolder(): Promise<string> {
+  for (const h of hostNames()) if (await holdsVip(lab.host(h), lab.dep)) return h;
+  throw new Error('nobody holds the VIP');
+}
+
+describe('Keystone on a 3-host lab', () => {
+  beforeAll(async () => {
+    lab = await createTestLab({ name: LAB, subnet: '198.18.13.0/24' });
+    // The infrastructure alone first, then Keystone on top: the second deploy is what Keystone adds.
+    await setKeystone(false);
+    let t0 = Date.now();
+    let r = await lab.cli(['deploy']);
+    if (r.code !== 0) throw new Error(`infra deploy failed:\n${r.stdout}\n${r.stderr}`);
+    figures.infraDeploySeconds = (Date.now() - t0) / 1000;
+    await setKeystone(true);
+    t0 = Date.now();
+    r = await lab.cli(['deploy']);
+    figures.keystoneDeploySeconds = (Date.now() - t0) / 1000;
+    if (r.code !== 0) throw new Error(`keystone deploy failed:\n${r.stdout}\n${r.stderr}`);
+    console.log(r.stdout);
+    await lab.recordPids();
+  }, 900_000);
+
+  afterAll(async () => {
+    saveReport('lab-keystone', figures);
+    console.log('figures', JSON.stringify(figures, null, 2));
+    await labDown(LAB, { purge: true });
+  }, 120_000);
+
+  it('runs on every host, each answering its health check, UP in every HAProxy, with identical keys', async () => {
+    await whole();
+    const s = await clusterStatus(lab.dep);
+    expect(s.keystone?.hosts.map((h) => [h.host, h.running, h.healthy])).toEqual(
+      hostNames().map((n) => [n, true, true]),
+    );
+    expect(s.keystone?.fernetInSync).toBe(true);
+    expect(s.keystone?.credentialInSync).toBe(true);
+    for (const hp of s.haproxy) {
+      const ks = hp.servers.filter((x) => x.backend === KEYSTONE_LB_NAME);
+      expect(
+        ks.map((x) => [x.server, x.status]),
+        hp.host,
+      ).toEqual(hostNames().map((n) => [n, 'UP']));
+    }
+    for (const n of hostNames()) {
+      const h = lab.host(n);
+      for (const dir of [FERNET_KEYS_DIR, CREDENTIAL_KEYS_DIR]) {
+        expect(await h.fileMode(dir), `${n} ${dir}`).toBe(0o700);
+        const keys = await readKeySet(h, dir);
+        expect(keys.size, `${n} ${dir}`).toBeGreaterThanOrEqual(2);
+        for (const k of keys.keys()) expect(await h.fileMode(`${dir}/${k}`), `${n} ${dir}/${k}`).toBe(0o600);
+      }
+      expect(await h.fileMode('/etc/keystone/keystone.conf')).toBe(0o600);
+    }
+  });
+
+  it('a token issued through the VIP validates against every backend directly', async () => {
+    const t = await token();
+    for (const n of hostNames()) {
+      const v = await validateToken(lab.client, backendUrl(n), t);
+      expect(v.status, n).toBe(200);
+    }
+    // And one issued by a backend directly validates through the VIP and on the others.
+    const t2 = await token(backendUrl('ctl3'));
+    expect((await validateToken(lab.client, vipUrl(), t2)).status).toBe(200);
+    expect((await validateToken(lab.client, backendUrl('ctl1'), t2)).status).toBe(200);
+    // A token that is not one is refused (as the credential of its own validation: 401).
+    expect((await validateToken(lab.client, vipUrl(), `${t.slice(0, -4)}AAAA`)).status).toBe(401);
+  });
+
+  it('the real openstack client in the client namespace: token issue, endpoint list, project create', async () => {
+    const issue = await lab.cli(['openstack', 'token', 'issue', '-f', 'json'], 120_000);
+    expect(issue.code, issue.stderr).toBe(0);
+    expect(JSON.parse(issue.stdout)).toHaveProperty('id');
+    const endpoints = await lab.cli(['openstack', 'endpoint', 'list', '-f', 'json'], 120_000);
+    expect(endpoints.code, endpoints.stderr).toBe(0);
+    const list = JSON.parse(endpoints.stdout) as { 'Service Name': string; Interface: string; URL: string }[];
+    expect(
+      list
+        .filter((e) => e['Service Name'] === 'keystone')
+        .map((e) => e.Interface)
+        .sort(),
+    ).toEqual(['admin', 'internal', 'public']);
+    for (const e of list) expect(e.URL).toBe(vipUrl());
+    const name = `stackha-test-${Date.now()}`;
+    const created = await lab.cli(['openstack', 'project', 'create', name, '-f', 'json'], 120_000);
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ name, enabled: true });
+    const shown = await lab.cli(['openstack', 'project', 'show', name, '-f', 'json'], 120_000);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ name });
+    // clouds.yaml and admin-openrc.sh hold the admin password: 0600.
+    for (const f of ['clouds.yaml', 'admin-openrc.sh'])
+      expect(statSync(join(labConfigDir(LAB), f)).mode & 0o777, f).toBe(0o600);
+  }, 300_000);
+
+  it('re-deploying with nothing changed changes and restarts nothing', async () => {
+    const before = await Promise.all(hostNames().map((n) => lab.host(n).daemonPid('keystone')));
+    const t0 = Date.now();
+    const r = await lab.cli(['deploy']);
+    figures.noopDeploySeconds = (Date.now() - t0) / 1000;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('nothing changed, nothing restarted');
+    expect(r.stdout).toMatch(/^keystone: unchanged ctl1,ctl2,ctl3$/m);
+    expect(await Promise.all(hostNames().map((n) => lab.host(n).daemonPid('keystone')))).toEqual(before);
+  });
+
+  it('tokens issued before a rotation validate after it on every host; a missed rotation shows in status', async () => {
+    const before = await token();
+    const r = await lab.cli(['keystone', 'rotate', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rot = JSON.parse(r.stdout) as {
+      host: string;
+      before: number;
+      after: number;
+      distributedTo: string[];
+    };
+    expect(rot.after).toBe(rot.before + 1);
+    expect(rot.distributedTo).toEqual(['ctl2', 'ctl3']);
+    const after = await token();
+    for (const n of hostNames()) {
+      expect((await validateToken(lab.client, backendUrl(n), before)).status, `old token on ${n}`).toBe(200);
+      expect((await validateToken(lab.client, backendUrl(n), after)).status, `new token on ${n}`).toBe(200);
+    }
+    const s = await keystoneStatus({
+      dep: lab.dep,
+      hosts: new Map(hostNames().map((n) => [n, lab.host(n)])),
+    });
+    expect(s.fernetInSync).toBe(true);
+
+    // ctl3 misses the next rotation (its old keys put back): status names it and exits 3; a sync repairs it.
+    const ctl3 = lab.host('ctl3');
+    const stale = await readKeySet(ctl3, FERNET_KEYS_DIR);
+    expect((await lab.cli(['keystone', 'rotate'])).code).toBe(0);
+    await writeKeySet(ctl3, FERNET_KEYS_DIR, stale);
+    const st = await lab.cli(['status']);
+    expect(st.code).toBe(3);
+    expect(st.stdout).toMatch(
+      /keystone: the hosts do not hold the same Fernet keys \(ctl1, ctl2: primary \d+ .*; ctl3: primary \d+/,
+    );
+    const sync = await lab.cli(['keystone', 'sync']);
+    expect(sync.code, sync.stderr).toBe(0);
+    expect(sync.stdout).toContain('changed: ctl3');
+    expect((await lab.cli(['keystone', 'status'])).code).toBe(0);
+    // Two rotations after it was issued, `before` has outlived its key (max_active_keys 3); `after` still validates.
+    for (const n of hostNames())
+      expect((await validateToken(lab.client, backendUrl(n), after)).status, `token on ${n}`).toBe(200);
+  }, 300_000);
+
+  it('a host added later gets the existing keys, never new ones', async () => {
+    const t = await token();
+    const ctl3 = lab.host('ctl3');
+    const want = keySetFingerprint(await readKeySet(lab.host('ctl1'), FERNET_KEYS_DIR));
+    // ctl3 as a fresh host: Keystone stopped, no key repositories.
+    await ctl3.stopDaemon('keystone', { signal: 'SIGINT', timeoutMs: 20_000 });
+    await ctl3.remove(FERNET_KEYS_DIR);
+    await ctl3.remove(CREDENTIAL_KEYS_DIR);
+    const r = await lab.cli(['deploy']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^keystone: .*started ctl3/m);
+    expect(keySetFingerprint(await readKeySet(ctl3, FERNET_KEYS_DIR))).toBe(want);
+    expect(keySetFingerprint(await readKeySet(lab.host('ctl1'), FERNET_KEYS_DIR))).toBe(want);
+    expect((await validateToken(lab.client, backendUrl('ctl3'), t)).status).toBe(200);
+  }, 300_000);
+
+  it('Keystone killed on one host: token issue through the VIP keeps working; HAProxy drops it within a second', async () => {
+    await whole();
+    const victim = 'ctl2';
+    const lb = lab.host(await vipHolder());
+    const t0 = Date.now();
+    expect(await lab.host(victim).signalDaemon('keystone', 'SIGKILL')).toBe(true);
+    const issued: { ok: boolean; ms: number; error?: string }[] = [];
+    const issuing = (async () => {
+      while (Date.now() - t0 < 6000) {
+        const r = await issueAdminToken(lab.client, lab.dep);
+        issued.push({ ok: r.token !== undefined, ms: r.ms ?? 0, ...(r.error ? { error: r.error } : {}) });
+      }
+    })();
+    const down = await waitFor(
+      `HAProxy to mark ${victim} down`,
+      async () => {
+        const csv = await haproxySocket(lb, lb.root, 'show stat');
+        const st = parseShowStat(csv ?? '').find(
+          (x) => x.backend === KEYSTONE_LB_NAME && x.server === victim,
+        );
+        return st && st.status !== 'UP' ? (Date.now() - t0) / 1000 : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 50 },
+    );
+    await issuing;
+    figures.killOneBackend = {
+      haproxyMarkedDownSeconds: down,
+      tokenIssues: issued.length,
+      tokenIssueFailures: issued.filter((i) => !i.ok).length,
+      errors: issued.filter((i) => !i.ok).map((i) => i.error),
+    };
+    console.log('kill one backend', figures.killOneBackend);
+    expect(down).toBeLessThan(3);
+    expect(issued.length).toBeGreaterThan(3);
+    expect(issued.filter((i) => i.ok).length).toBeGreaterThanOrEqual(issued.length - 1);
+    expect(issued.at(-1)?.ok).toBe(true);
+    const r = await lab.cli(['deploy']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^keystone: .*started ${victim}`, 'm'));
+    await whole();
+  }, 300_000);
+
+  it('chaos: Keystone dies on one host under load; the failed request rate is reported', async () => {
+    const ctx = chaosContext(lab.dep, lab.state, (m) => console.log(m));
+    const run = (name: string) => runScenario(ctx, scenarioByName(name), { ...DEFAULT_RUN, holdMs: 8000 });
+    const figuresOf = (r: ScenarioResult) => {
+      const pick = (w: string) => {
+        const s = r.workloads.find((x) => x.workload === w);
+        return s
+          ? {
+              ops: s.ops,
+              failures: s.failures,
+              failedRate: s.failures / s.ops,
+              longestGapMs: s.longestGapMs,
+              gapStartAfterFaultMs: s.gapStartAfterFaultMs,
+              during: s.during,
+              outside: s.outside,
+              errors: s.errors,
+            }
+          : undefined;
+      };
+      return {
+        target: r.target,
+        recoveredSeconds: r.recoveredSeconds,
+        validate: pick('http'),
+        issue: pick('tok'),
+      };
+    };
+    // The same load without a fault: what the gaps and latencies are on this machine anyway.
+    const baseline: ScenarioResult = await run('baseline');
+    console.log(formatResults([baseline]));
+    figures.chaosBaseline = figuresOf(baseline);
+    const r: ScenarioResult = await run('keystone-dies-on-one-host');
+    console.log(formatResults([r]));
+    figures.chaosKeystoneDies = figuresOf(r);
+    expect(r.error, r.error).toBeUndefined();
+    expect(violations(r)).toEqual([]);
+    const http = r.workloads.find((w) => w.workload === 'http');
+    const tok = r.workloads.find((w) => w.workload === 'tok');
+    expect(http?.ops).toBeGreaterThan(50);
+    expect(tok?.ops).toBeGreaterThan(5);
+  }, 900_000);
+
+  it('measures token validation through the VIP against one backend directly', async () => {
+    await whole();
+    const t = await token();
+    const runs: Record<string, BenchResult> = {};
+    // Alternating rounds (VIP, direct, direct, VIP, ...), so that a change in the machine's load hits both alike.
+    const urls = [vipUrl(), backendUrl('ctl1')];
+    for (const concurrency of [1, 4]) {
+      const [v, d] = await compareValidate(lab.client, urls, t, { concurrency, rounds: 6, roundSeconds: 2 });
+      if (v && d) Object.assign(runs, { [`vip-c${concurrency}`]: v, [`direct-c${concurrency}`]: d });
+      await sleep(500);
+    }
+    // The hop alone: Keystone's cheapest answer (the version document), through the VIP and directly.
+    const [v3, d3] = await compareValidate(lab.client, urls, '', {
+      concurrency: 1,
+      rounds: 6,
+      roundSeconds: 1,
+      path: '/v3',
+    });
+    if (v3 && d3) Object.assign(runs, { 'vip-v3-c1': v3, 'direct-v3-c1': d3 });
+    figures.validateBench = runs;
+    const added = (a: string, b: string) => {
+      const v = runs[a];
+      const d = runs[b];
+      return v?.p50 !== undefined && d?.p50 !== undefined && v.p99 !== undefined && d.p99 !== undefined
+        ? { p50: Math.round((v.p50 - d.p50) * 100) / 100, p99: Math.round((v.p99 - d.p99) * 100) / 100 }
+        : undefined;
+    };
+    figures.vipAddedLatencyMs = {
+      validate: added('vip-c1', 'direct-c1'),
+      versionDocument: added('vip-v3-c1', 'direct-v3-c1'),
+    };
+    console.log('validate bench', runs);
+    for (const [k, b] of Object.entries(runs)) {
+      expect(b.requests, k).toBeGreaterThan(10);
+      expect(b.failures, k).toBe(0);
+    }
+  }, 300_000);
+
+  it('leaves nothing behind after lab down', async () => {
+    await lab.recordPids();
+    const r = await lab.cli(['lab', 'down', '--purge']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await leftovers(lab)).toEqual([]);
+  }, 120_000);
+});
