@@ -25,7 +25,7 @@ import {
   waitSynced,
 } from '../services/galera.js';
 import { HAPROXY_STATS_PORT, activeServer, haproxySocket, renderHaproxy } from '../services/haproxy.js';
-import { holdsVip, renderKeepalived } from '../services/keepalived.js';
+import { holdsVip, releaseVip, renderKeepalived } from '../services/keepalived.js';
 import { KEYSTONE, keystoneHosts } from '../services/keystone.js';
 import { memcachedReady, renderMemcached } from '../services/memcached.js';
 import { PROBE_API_PORT, probeApiHosts, renderProbeApi } from '../services/probe-api.js';
@@ -400,15 +400,7 @@ export async function rollingRestart(
       const unit = renderKeepalived(dep, tgt(rc, spec));
       await host.stopDaemon('keepalived', { timeoutMs: 20_000 });
       // A stopped keepalived removes the VIP; a killed one would have left it behind.
-      if (await holdsVip(host, dep))
-        await host.run([
-          'ip',
-          'addr',
-          'del',
-          `${dep.globals.internalVip}/32`,
-          'dev',
-          dep.globals.apiInterface,
-        ]);
+      await releaseVip(host, dep);
       for (const d of unit.daemons) await host.startDaemon(d);
       log(`keepalived on ${spec.name}: restarted`);
       // A few adverts: the restarted instance has heard the master (or, for the old holder, a new master took over).

@@ -12,6 +12,7 @@ import {
   syncFiles,
   wantedState,
 } from './files.js';
+import { apiHealthy } from './health.js';
 import { deploySimpleService } from './simple.js';
 import type {
   DeployContext,
@@ -715,20 +716,6 @@ export function deployGaleraHealth(ctx: DeployContext, agent: readonly string[])
 }
 
 /** Asks a node's health endpoint from the host itself: true on HTTP 200. */
-export async function galeraHealthy(host: Host): Promise<boolean> {
-  const r = await host.exec(
-    [
-      'curl',
-      '-s',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      '-m',
-      '2',
-      `http://${host.address}:${GALERA_HEALTH_PORT}/`,
-    ],
-    { timeoutMs: 5000 },
-  );
-  return r.stdout.trim() === '200';
+export function galeraHealthy(host: Host): Promise<boolean> {
+  return apiHealthy(host, GALERA_HEALTH_PORT, '/');
 }

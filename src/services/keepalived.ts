@@ -109,6 +109,13 @@ export function renderKeepalived(dep: Deployment, t: RenderTarget): ServiceUnit 
   };
 }
 
+/** Removes the VIP from a host where no keepalived runs any more (a crashed one leaves it behind). */
+export async function releaseVip(host: Host, dep: Deployment): Promise<void> {
+  if (await holdsVip(host, dep)) {
+    await host.run(['ip', 'addr', 'del', `${dep.globals.internalVip}/32`, 'dev', dep.globals.apiInterface]);
+  }
+}
+
 /** True when the host has the VIP on its interface. */
 export async function holdsVip(host: Host, dep: Deployment): Promise<boolean> {
   const r = await host.exec(['ip', '-o', '-4', 'addr', 'show', 'dev', dep.globals.apiInterface], {
@@ -140,18 +147,7 @@ export async function deployKeepalived(ctx: DeployContext): Promise<ServiceResul
     render: (t) => renderKeepalived(dep, t),
     reloadSignal: 'SIGHUP',
     // A crashed keepalived leaves the VIP behind: two hosts would answer for it.
-    beforeStart: async (host) => {
-      if (await holdsVip(host, dep)) {
-        await host.run([
-          'ip',
-          'addr',
-          'del',
-          `${dep.globals.internalVip}/32`,
-          'dev',
-          dep.globals.apiInterface,
-        ]);
-      }
-    },
+    beforeStart: (host) => releaseVip(host, dep),
     waitReady: async () => {},
   });
   // Done means the VIP answers: one master elected (a few advert intervals after the first start).

@@ -17,6 +17,7 @@ import { WaitAborted, sleep, waitFor } from '../../util/wait.js';
 import { daemonsFile, ensureDirs, readApplied, recordApplied, syncFiles, wantedState } from '../files.js';
 import { MARIADB_PORT } from '../galera.js';
 import type { LoadBalancedService } from '../haproxy.js';
+import { apiHealthy } from '../health.js';
 import { memcachedServers } from '../memcached.js';
 import { AMQP_PORT, RABBITMQ_USER } from '../rabbitmq.js';
 import type { DeployContext, HostOutcome, RenderTarget, ServiceResult, ServiceUnit } from '../types.js';
@@ -464,24 +465,8 @@ export interface ApiServiceHooks {
   ) => Promise<readonly string[]>;
 }
 
-/** Asks the service's health path on the host's own address from the host itself; true on HTTP 200. */
-export async function apiHealthy(host: Host, port: number, path: string, timeoutMs = 2000): Promise<boolean> {
-  const r = await host.exec(
-    [
-      'curl',
-      '-s',
-      '-o',
-      '/dev/null',
-      '-w',
-      '%{http_code}',
-      '-m',
-      String(timeoutMs / 1000),
-      `http://${host.address}:${port}${path}`,
-    ],
-    { timeoutMs: timeoutMs + 3000 },
-  );
-  return r.stdout.trim() === '200';
-}
+/** The probe stays importable from here, where API services look for it. */
+export { apiHealthy };
 
 export async function waitApiReady(
   host: Host,
