@@ -481,17 +481,7 @@ describe('password characters', () => {
     const { InventoryError } = await import('../../src/inventory/errors.js');
     const multinode = '[control]\nctl1 ansible_host=198.18.0.11\n';
     const globals = 'kolla_internal_vip_address: 198.18.0.10\n';
-    const keys = [
-      'database_password',
-      'mariadb_backup_database_password',
-      'rabbitmq_password',
-      'rabbitmq_cluster_cookie',
-      'keepalived_password',
-      'haproxy_password',
-      'memcache_secret_key',
-      'keystone_admin_password',
-      'keystone_database_password',
-    ];
+    const { PASSWORD_KEYS: keys } = await import('../../src/model.js');
     const passwords = keys
       .map((k) => `${k}: ${k === 'haproxy_password' ? '"sec ret#word"' : 'fine123'}`)
       .join('\n');
