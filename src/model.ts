@@ -32,12 +32,22 @@ export type ProfileName = 'stackha' | 'kolla';
 export interface Tuning {
   readonly profile: ProfileName;
   readonly haproxy: {
-    /** Health check interval in ms, and consecutive results to mark a server up / down. */
-    readonly checkInterMs: number;
-    readonly checkRise: number;
-    readonly checkFall: number;
+    /** Active checks of the Galera health endpoints (the writer's failover rides on them). */
+    readonly database: CheckTuning;
+    /** Active checks of the API backends. */
+    readonly api: CheckTuning;
+    /**
+     * `timeout connect`, ms: how long a client's connection waits on a server that does not answer (a crashed host)
+     * before HAProxy retries it, on another server once that one is marked down.
+     */
+    readonly connectTimeoutMs: number;
     /** Close sessions to a server as soon as it is marked down, so clients reconnect to the next one. */
     readonly shutdownSessionsOnDown: boolean;
+    /**
+     * Passive checks (`observe layer4`): this many client connections in a row that the server refuses or never
+     * accepts mark it down at once, without waiting for `fall` active checks. Undefined: active checks only.
+     */
+    readonly markDownAfterConnectionErrors: number | undefined;
   };
   readonly keepalived: {
     /** VRRP advertisement interval in seconds (sub-second needs VRRPv3). */
@@ -57,6 +67,23 @@ export interface Tuning {
   readonly rabbitmq: {
     readonly netTicktimeSec: number;
   };
+}
+
+/**
+ * HAProxy's active health checks of one kind of backend. A check connects within min(timeout connect, inter) and
+ * then waits up to `timeoutMs` for the answer: a server that refuses the connection fails at once, a slow one only
+ * after `timeoutMs`, so a busy machine's slow but healthy answer is not taken for a dead server.
+ */
+export interface CheckTuning {
+  readonly interMs: number;
+  /** Interval while a server's state is changing (after a failed check, or while it rises). */
+  readonly fastinterMs: number | undefined;
+  /** Interval while a server is down. */
+  readonly downinterMs: number | undefined;
+  readonly rise: number;
+  readonly fall: number;
+  /** `timeout check`: how long the answer may take once connected, ms. */
+  readonly timeoutMs: number;
 }
 
 export interface Globals {

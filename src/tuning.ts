@@ -22,7 +22,24 @@ const PROFILES: Record<ProfileName, Tuning> = {
   // Measured on a 2-core lab (LAB-NOTES): fast checks cut the writer-failover outage from 9 s to ~3 s.
   stackha: {
     profile: 'stackha',
-    haproxy: { checkInterMs: 200, checkRise: 2, checkFall: 2, shutdownSessionsOnDown: true },
+    haproxy: {
+      // The health endpoint answers from a cached local query: cheap to check often.
+      database: {
+        interMs: 200,
+        fastinterMs: undefined,
+        downinterMs: undefined,
+        rise: 2,
+        fall: 2,
+        timeoutMs: 2000,
+      },
+      // A killed backend is caught by the passive check below (its refused requests are retried elsewhere); the
+      // active checks are for silent ones, and wait up to 5 s for a busy Keystone's answer before calling it dead.
+      api: { interMs: 500, fastinterMs: 200, downinterMs: 500, rise: 2, fall: 3, timeoutMs: 5000 },
+      connectTimeoutMs: 1000,
+      shutdownSessionsOnDown: true,
+      // Two in a row: one dropped SYN on a busy machine is not a dead server.
+      markDownAfterConnectionErrors: 2,
+    },
     keepalived: { advertIntSec: 0.2, vrrpVersion: 3, priorities: spreadPriorities },
     galera: {
       evsInactiveTimeout: 'PT4S',
@@ -35,7 +52,28 @@ const PROFILES: Record<ProfileName, Tuning> = {
   // kolla-ansible's defaults, kept selectable so both can be measured in one run.
   kolla: {
     profile: 'kolla',
-    haproxy: { checkInterMs: 2000, checkRise: 2, checkFall: 5, shutdownSessionsOnDown: false },
+    haproxy: {
+      // haproxy_health_check "check inter 2000 rise 2 fall 5", haproxy_check_timeout 10s, haproxy_connect_timeout 10s.
+      database: {
+        interMs: 2000,
+        fastinterMs: undefined,
+        downinterMs: undefined,
+        rise: 2,
+        fall: 5,
+        timeoutMs: 10_000,
+      },
+      api: {
+        interMs: 2000,
+        fastinterMs: undefined,
+        downinterMs: undefined,
+        rise: 2,
+        fall: 5,
+        timeoutMs: 10_000,
+      },
+      connectTimeoutMs: 10_000,
+      shutdownSessionsOnDown: false,
+      markDownAfterConnectionErrors: undefined,
+    },
     keepalived: { advertIntSec: 1, vrrpVersion: 2, priorities: adjacentPriorities },
     galera: {
       evsInactiveTimeout: undefined,

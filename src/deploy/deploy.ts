@@ -10,7 +10,7 @@ import { deployProbeApi, probeApiEnabled, probeApiLoadBalanced } from '../servic
 import { deployRabbitmq } from '../services/rabbitmq.js';
 import type { DeployContext, ServiceResult } from '../services/types.js';
 import { builtScript } from '../util/paths.js';
-import { drainingHosts } from './drain.js';
+import { convergeLoadBalancers, drainingHosts } from './drain.js';
 
 /** The command that runs the Galera health agent on a host (this installation's node and script). */
 export function galeraHealthAgent(): string[] {
@@ -96,35 +96,48 @@ export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise
   const results: ServiceResult[] = [];
   const renderer = opts.renderer ?? (process.stdout.isTTY ? 'default' : 'simple');
   const steps = (opts.steps ?? ((s: Step[]) => s))(deploySteps()).filter((s) => s.enabled(dep));
-  const list = new Listr(
-    steps.map((step) => ({
-      title: step.title,
+  const tasks = steps.map((step) => ({
+    title: step.title,
+    task: async (_: unknown, task: { output: string; title: string }) => {
+      const log = (m: string): void => {
+        task.output = m;
+        opts.log?.(m);
+      };
+      // A daemon behind HAProxy that restarts is drained from every load balancer first (src/deploy/drain.ts).
+      const ctx: DeployContext = {
+        dep,
+        hosts: drainingHosts({ dep, hosts: conn.hosts, roots: conn.roots, log }),
+        roots: conn.roots,
+        log,
+      };
+      const r = await step.run(ctx);
+      results.push(r);
+      const changed = Object.entries(r.outcomes).filter(([, o]) => o !== 'unchanged');
+      task.title = `${step.title}: ${changed.length === 0 ? 'unchanged' : changed.map(([h, o]) => `${h} ${o}`).join(', ')}`;
+    },
+  }));
+  if (dep.globals.enabled.haproxy) {
+    // Done means clients can use it: every load balancer has every server it was given UP.
+    tasks.push({
+      title: 'every load balancer sees every server UP',
       task: async (_: unknown, task: { output: string; title: string }) => {
         const log = (m: string): void => {
           task.output = m;
           opts.log?.(m);
         };
-        // A daemon behind HAProxy that restarts is drained from every load balancer first (src/deploy/drain.ts).
-        const ctx: DeployContext = {
-          dep,
-          hosts: drainingHosts({ dep, hosts: conn.hosts, roots: conn.roots, log }),
-          roots: conn.roots,
-          log,
-        };
-        const r = await step.run(ctx);
-        results.push(r);
-        const changed = Object.entries(r.outcomes).filter(([, o]) => o !== 'unchanged');
-        task.title = `${step.title}: ${changed.length === 0 ? 'unchanged' : changed.map(([h, o]) => `${h} ${o}`).join(', ')}`;
+        const started = Date.now();
+        const putBack = await convergeLoadBalancers({ dep, hosts: conn.hosts, roots: conn.roots, log });
+        task.title = `every load balancer sees every server UP (${((Date.now() - started) / 1000).toFixed(1)} s${putBack.length > 0 ? `; put back ${putBack.join(', ')}` : ''})`;
       },
-    })),
-    {
-      concurrent: false,
-      exitOnError: true,
-      renderer,
-      fallbackRenderer: 'simple',
-      rendererOptions: { collapseSubtasks: false },
-    },
-  );
+    });
+  }
+  const list = new Listr(tasks, {
+    concurrent: false,
+    exitOnError: true,
+    renderer,
+    fallbackRenderer: 'simple',
+    rendererOptions: { collapseSubtasks: false },
+  });
   await list.run();
   const changed = results.some((r) => Object.values(r.outcomes).some((o) => o !== 'unchanged'));
   return { results, changed, seconds: (Date.now() - started) / 1000 };

@@ -127,10 +127,74 @@ export function upEverywhere(
   backends: readonly string[],
   server: string,
 ): boolean {
-  for (const list of states.values())
-    for (const s of list)
-      if (s.server === server && backends.includes(s.backend) && s.status !== 'UP') return false;
-  return true;
+  return serversNotUp(states, (s) => s.server === server && backends.includes(s.backend)).length === 0;
+}
+
+/**
+ * Every server some running load balancer does not have UP, as `haproxy on LB: backend/server STATUS (check)`. A
+ * server not checked yet (`INI`: a worker that just started or reloaded assumes UP until its first check) is not UP.
+ */
+export function serversNotUp(
+  states: ReadonlyMap<string, readonly BackendServerState[]>,
+  wanted: (s: BackendServerState) => boolean = () => true,
+): string[] {
+  const out: string[] = [];
+  for (const [lb, list] of states)
+    for (const s of list) {
+      if (!wanted(s)) continue;
+      const unchecked = s.check.startsWith('INI');
+      if (s.status === 'UP' && !unchecked) continue;
+      const why = unchecked ? 'not checked yet' : s.check;
+      out.push(`haproxy on ${lb}: ${s.backend}/${s.server} ${s.status}${why ? ` (${why})` : ''}`);
+    }
+  return out;
+}
+
+/**
+ * Waits until every running load balancer has every server UP (or, with `wanted`, every server it selects); rejects
+ * naming each server still not UP, with HAProxy's last check result, when the bound is reached.
+ */
+export async function waitServersUp(
+  ctx: LbContext,
+  what: string,
+  opts: { wanted?: (s: BackendServerState) => boolean; timeoutMs?: number } = {},
+): Promise<void> {
+  let missing: string[] = [];
+  await waitFor(
+    what,
+    async () => {
+      missing = serversNotUp(await lbStates(ctx), opts.wanted);
+      return missing.length === 0 ? true : undefined;
+    },
+    { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: 200 },
+  ).catch(() => {
+    throw new Error(
+      `${what}: not UP after ${Math.round((opts.timeoutMs ?? 60_000) / 1000)} s:\n  ${missing.join('\n  ')}`,
+    );
+  });
+}
+
+/**
+ * The last step of every deploy: a deploy is done only when every load balancer sees every server UP. A server left
+ * in maintenance by an interrupted drain (stackha is the only one that drains) is put back first. Resolves with what
+ * it changed.
+ */
+export async function convergeLoadBalancers(ctx: LbContext, timeoutMs = 90_000): Promise<string[]> {
+  if (!ctx.dep.globals.enabled.haproxy) return [];
+  const changed: string[] = [];
+  for (const [lb, list] of await lbStates(ctx)) {
+    for (const s of list) {
+      if (s.status !== 'MAINT' && s.status !== 'DRAIN') continue;
+      const host = ctx.hosts.get(lb);
+      if (!host) continue;
+      await haproxySocket(host, ctx.roots.get(lb) ?? '', `set server ${s.backend}/${s.server} state ready`);
+      changed.push(`${lb}: ${s.backend}/${s.server}`);
+    }
+  }
+  if (changed.length > 0)
+    ctx.log(`left in maintenance by an interrupted drain, put back: ${changed.join(', ')}`);
+  await waitServersUp(ctx, 'every load balancer to see every server UP', { timeoutMs });
+  return changed;
 }
 
 export interface DrainResult {
@@ -203,18 +267,12 @@ export async function undrainServer(
     );
   }
   for (const b of backends) await everyLb(ctx, `set server ${b}/${server} state ready`);
-  const states = await waitFor(
-    `${server} to be UP on every load balancer`,
-    async () => {
-      const s = await lbStates(ctx);
-      return upEverywhere(s, backends, server) ? s : undefined;
-    },
-    { timeoutMs: opts.upTimeoutMs ?? 30_000, intervalMs: 200 },
-  ).catch(() => undefined);
-  if (!states) {
-    ctx.log(`${server}: not UP on every load balancer yet; HAProxy's checks will bring it in`);
-    return;
-  }
+  // Fails loudly: a server that does not come back leaves its pool one short, and the next host must not go.
+  await waitServersUp(ctx, `${server} to be UP in ${backends.join(', ')} on every load balancer`, {
+    wanted: (s) => s.server === server && backends.includes(s.backend),
+    timeoutMs: opts.upTimeoutMs ?? 60_000,
+  });
+  const states = await lbStates(ctx);
   // Sessions still on another server of an active/backup backend this server leads again: one writer only.
   const stale = new Set<string>();
   for (const b of backends) {

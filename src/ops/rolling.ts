@@ -8,6 +8,7 @@ import {
   frontedDaemon,
   lbStates,
   undrainServer,
+  waitServersUp,
 } from '../deploy/drain.js';
 import { connect } from '../hosts/connect.js';
 import type { Host } from '../hosts/host.js';
@@ -360,15 +361,8 @@ export async function rollingRestart(
         },
         { timeoutMs: 30_000, intervalMs: 200 },
       );
-      // The new worker starts its checks afresh: wait until it sees every server as the old one did.
-      await waitFor(
-        `HAProxy on ${spec.name} to see every server UP`,
-        async () => {
-          const states = (await lbStates(rc)).get(spec.name) ?? [];
-          return states.length > 0 && states.every((s) => s.status === 'UP') ? true : undefined;
-        },
-        { timeoutMs: 30_000, intervalMs: 200 },
-      ).catch(() => log(`haproxy on ${spec.name}: not every server UP after the reload`));
+      // The new worker starts its checks afresh: the next host reloads only once this one sees every server UP.
+      await waitServersUp(rc, `every load balancer to see every server UP after ${spec.name}'s reload`);
       log(`haproxy on ${spec.name}: reloaded (new worker), ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       report.push({
         host: spec.name,

@@ -19,6 +19,8 @@ export interface LoadBalancedService {
   readonly servers: readonly { name: string; address: string; port: number }[];
   /** HTTP health check: a path on the server (or `checkPort`), expecting 2xx/3xx. Absent: TCP connect check. */
   readonly httpCheck?: { path: string; port?: number };
+  /** Which health-check tuning applies (Tuning.haproxy): the database's or the APIs' (the default). */
+  readonly checks?: 'database' | 'api';
   /** Single active server, the others `backup`: the Galera single-writer pattern. */
   readonly activeBackup?: boolean;
   readonly timeouts?: { client?: string; server?: string };
@@ -37,8 +39,10 @@ export function renderListen(dep: Deployment, svc: LoadBalancedService): string 
   } else {
     lines.push('  option tcplog');
   }
+  const check = svc.checks === 'database' ? t.database : t.api;
   if (svc.timeouts?.client) lines.push(`  timeout client ${svc.timeouts.client}`);
   if (svc.timeouts?.server) lines.push(`  timeout server ${svc.timeouts.server}`);
+  lines.push(`  timeout check ${check.timeoutMs}ms`);
   if (svc.httpCheck) {
     lines.push(
       '  option httpchk',
@@ -46,8 +50,13 @@ export function renderListen(dep: Deployment, svc: LoadBalancedService): string 
       '  http-check expect status 200-399',
     );
   }
-  const serverOpts = [`check inter ${t.checkInterMs} rise ${t.checkRise} fall ${t.checkFall}`];
+  const serverOpts = [`check inter ${check.interMs}`];
+  if (check.fastinterMs !== undefined) serverOpts.push(`fastinter ${check.fastinterMs}`);
+  if (check.downinterMs !== undefined) serverOpts.push(`downinter ${check.downinterMs}`);
+  serverOpts.push(`rise ${check.rise} fall ${check.fall}`);
   if (svc.httpCheck?.port !== undefined) serverOpts.push(`port ${svc.httpCheck.port}`);
+  if (t.markDownAfterConnectionErrors !== undefined)
+    serverOpts.push(`observe layer4 error-limit ${t.markDownAfterConnectionErrors} on-error mark-down`);
   if (t.shutdownSessionsOnDown) serverOpts.push('on-marked-down shutdown-sessions');
   // A returning primary takes over only after clients left the backup: one writer at a time.
   if (svc.activeBackup) serverOpts.push('on-marked-up shutdown-backup-sessions');
@@ -71,6 +80,7 @@ export function infraLoadBalancedServices(dep: Deployment): LoadBalancedService[
       bind: { address: dep.globals.internalVip, port: MARIADB_PORT },
       servers: db.map((h) => ({ name: h.name, address: h.address, port: MARIADB_PORT })),
       httpCheck: { path: '/', port: GALERA_HEALTH_PORT },
+      checks: 'database',
       activeBackup: true,
       // Long-lived pooled DB connections from OpenStack services must not be cut by idle timeouts.
       timeouts: { client: '3600s', server: '3600s' },
@@ -100,10 +110,10 @@ defaults
   retries 3
   timeout http-request 10s
   timeout queue 1m
-  timeout connect 5s
+  timeout connect ${dep.tuning.haproxy.connectTimeoutMs}ms
   timeout client 1m
   timeout server 1m
-  timeout check ${Math.max(1000, dep.tuning.haproxy.checkInterMs * 5)}ms
+  timeout check ${dep.tuning.haproxy.api.timeoutMs}ms
 
 listen stats
   bind ${t.host.address}:${HAPROXY_STATS_PORT}
@@ -152,6 +162,8 @@ export interface BackendServerState {
   readonly status: string;
   readonly backup: boolean;
   readonly sessions: number;
+  /** The last health check's result (L7OK, L4CON, L7TOUT, L7STS, ...) and its HTTP code, if any. */
+  readonly check: string;
 }
 
 export function parseShowStat(csv: string): BackendServerState[] {
@@ -169,6 +181,8 @@ export function parseShowStat(csv: string): BackendServerState[] {
       status: (f[col('status')] ?? '').split(' ')[0] ?? '',
       backup: f[col('bck')] === '1',
       sessions: Number(f[col('scur')] ?? 0),
+      // A check in progress is shown as `* L7OK`.
+      check: [f[col('check_status')]?.replace(/^\* /, ''), f[col('check_code')]].filter((x) => x).join('/'),
     });
   }
   return out;

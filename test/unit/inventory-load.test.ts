@@ -116,7 +116,8 @@ describe('buildDeployment: globals.yml', () => {
       raw: { kolla_internal_vip_address: '10.0.0.10' },
     });
     expect(dep.tuning.profile).toBe('stackha');
-    expect(dep.tuning.haproxy.checkInterMs).toBe(200);
+    expect(dep.tuning.haproxy.database.interMs).toBe(200);
+    expect(dep.tuning.haproxy.api.timeoutMs).toBeGreaterThanOrEqual(2000);
   });
 
   it('accepts booleans written as true/false, yes/no, True/No, on/off', () => {

@@ -264,8 +264,11 @@ describe('framework helpers', () => {
     expect(text).toContain('option redispatch 1');
     expect(text).toMatch(/^ {2}retries 3$/m);
     expect(text).toMatch(/^ {2}retry-on conn-failure empty-response/m);
-    // Fails out within a second with the stackha profile: 2 checks 200 ms apart.
-    expect(text).toContain('inter 200 rise 2 fall 2');
+    // A dead backend is marked down by two refused client connections (passive), or by three failed checks within
+    // about a second (active); a slow answer is not a failure before 5 s.
+    expect(text).toContain('observe layer4 error-limit 2 on-error mark-down');
+    expect(text).toContain('check inter 500 fastinter 200 downinter 500 rise 2 fall 3');
+    expect(text).toMatch(/^ {2}timeout check 5000ms$/m);
     for (const h of stackha.hosts) expect(text).toContain(`server ${h.name} ${h.address}:5000`);
   });
 

@@ -2,7 +2,7 @@
 // peer-only change, how the inventory is edited, and the drain around a restart (against fake hosts).
 import { describe, expect, it } from 'vitest';
 import { type Step, deploySteps } from '../../src/deploy/deploy.js';
-import { DrainingHost, sessionsOf, upEverywhere } from '../../src/deploy/drain.js';
+import { DrainingHost, serversNotUp, sessionsOf, upEverywhere } from '../../src/deploy/drain.js';
 import type { DaemonSpec, Host } from '../../src/hosts/host.js';
 import {
   addHostToMultinode,
@@ -326,8 +326,14 @@ describe('quorum queue membership', () => {
 
 // ------------------------------------------------------------------------------------------------ drain
 
-const state = (backend: string, server: string, status: string, sessions: number, backup = false) =>
-  ({ backend, server, status, sessions, backup }) satisfies BackendServerState;
+const state = (
+  backend: string,
+  server: string,
+  status: string,
+  sessions: number,
+  backup = false,
+  check = '',
+) => ({ backend, server, status, sessions, backup, check }) satisfies BackendServerState;
 
 describe('drain arithmetic', () => {
   it('sums sessions to a server over load balancers and backends; UP means UP wherever it is listed', () => {
@@ -340,6 +346,28 @@ describe('drain arithmetic', () => {
     expect(upEverywhere(states, ['mariadb'], 'ctl1')).toBe(false);
     expect(upEverywhere(states, ['probe_api'], 'ctl1')).toBe(true);
     expect(upEverywhere(states, ['mariadb'], 'ctl2')).toBe(true);
+  });
+
+  it('names every server not UP with its load balancer and last check, optionally only the wanted ones', () => {
+    const states = new Map([
+      [
+        'ctl1',
+        [state('keystone_internal', 'ctl2', 'DOWN', 0, false, 'L7TOUT'), state('mariadb', 'ctl1', 'UP', 1)],
+      ],
+      ['ctl2', [state('keystone_internal', 'ctl2', 'UP', 0), state('mariadb', 'ctl3', 'MAINT', 0, true)]],
+    ]);
+    expect(serversNotUp(states)).toEqual([
+      'haproxy on ctl1: keystone_internal/ctl2 DOWN (L7TOUT)',
+      'haproxy on ctl2: mariadb/ctl3 MAINT',
+    ]);
+    expect(serversNotUp(states, (s) => s.backend === 'mariadb')).toEqual([
+      'haproxy on ctl2: mariadb/ctl3 MAINT',
+    ]);
+    expect(serversNotUp(new Map([['ctl1', [state('mariadb', 'ctl1', 'UP', 0)]]]))).toEqual([]);
+    // A reloaded worker shows every server UP before its first check: not yet known to be.
+    expect(serversNotUp(new Map([['ctl1', [state('mariadb', 'ctl1', 'UP', 0, false, 'INI')]]]))).toEqual([
+      'haproxy on ctl1: mariadb/ctl1 UP (not checked yet)',
+    ]);
   });
 });
 

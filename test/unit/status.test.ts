@@ -52,7 +52,8 @@ const state = (
   backup: boolean,
   backend = 'mariadb',
   sessions = 0,
-): BackendServerState => ({ backend, server, status, backup, sessions });
+  check = 'L4OK',
+): BackendServerState => ({ backend, server, status, backup, sessions, check });
 
 describe('the show stat fixture', () => {
   it('has HAProxy 2.6 column order', () => {
@@ -76,7 +77,7 @@ describe('parseShowStat', () => {
 
   it('reads a server that failed its checks as DOWN', () => {
     expect(parseShowStat(FAILOVER)).toEqual([
-      state('ctl1', 'DOWN', false),
+      state('ctl1', 'DOWN', false, 'mariadb', 0, 'L4CON'),
       state('ctl2', 'UP', true),
       state('ctl3', 'UP', true),
     ]);

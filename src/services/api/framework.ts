@@ -594,17 +594,14 @@ export async function deployApiService(
         outcomes[p.spec.name] = 'started';
       }),
   );
-  const restarts = plans.filter((x) => x.running && x.due !== undefined);
-  const t = ctx.dep.tuning.haproxy;
-  for (const [i, p] of restarts.entries()) {
+  // One host at a time. Deploy's hosts drain a fronted daemon before it stops and, once it is healthy again, wait
+  // until every load balancer has it UP (src/deploy/drain.ts): the next host goes only then.
+  for (const p of plans.filter((x) => x.running && x.due !== undefined)) {
     ctx.log(`${def.name} on ${p.spec.name}: restarting (${p.due})`);
     for (const d of p.unit.daemons)
       await p.host.stopDaemon(d.name, { signal: UWSGI_STOP_SIGNAL, timeoutMs: 20_000 });
     await startAll(p);
     outcomes[p.spec.name] = 'restarted';
-    // Before the next host goes, HAProxy must have marked this one up again (rise checks), or a small
-    // pool could be left with no server.
-    if (i < restarts.length - 1) await sleep(t.checkInterMs * (t.checkRise + 1));
   }
   for (const p of plans) {
     outcomes[p.spec.name] ??= touched.has(p.spec.name) ? 'configured' : 'unchanged';
