@@ -20,6 +20,7 @@ import {
   setLink,
   subnetPrefix,
 } from '../lab/lab.js';
+import { LockHeld, acquireLock } from '../ops/lock.js';
 import { clusterProblems, clusterStatus, formatStatus } from '../ops/status.js';
 import { COMMANDS } from './commands.js';
 import { cliContext } from './common.js';
@@ -37,6 +38,43 @@ program
 const cli = cliContext(program);
 const configDir = cli.configDir;
 const lab = cli.lab;
+
+/**
+ * Commands that change hosts, by their path, each taking the deployment's exclusive lock (src/ops/lock.ts) for as
+ * long as it runs; the predicate exempts what changes nothing (a dry run).
+ */
+const CHANGES_HOSTS: Readonly<Record<string, (opts: Record<string, unknown>) => boolean>> = {
+  deploy: () => true,
+  'recover galera': (o) => o.dryRun !== true,
+  'scale add': () => true,
+  'scale remove': () => true,
+  restart: () => true,
+  'keystone rotate': () => true,
+  'keystone sync': () => true,
+  'chaos run': () => true,
+  'chaos compare': () => true,
+  'bench multiwriter': () => true,
+  'lab add-host': () => true,
+  'lab remove-host': () => true,
+  'lab down': () => true,
+};
+
+function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+program.hook('preAction', (_program, action) => {
+  const path = commandPath(action);
+  if (!CHANGES_HOSTS[path]?.(action.opts())) return;
+  acquireLock(configDir(), path, {
+    onStale: (p) =>
+      console.error(
+        `stackha: took over a stale lock: \`stackha ${p.command}\` (pid ${p.pid}, started ${p.startedAt}) is no longer running`,
+      ),
+  });
+});
 
 program
   .command('genpwd')
@@ -212,6 +250,10 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof InventoryError) {
     console.error(err.message);
     process.exit(2);
+  }
+  if (err instanceof LockHeld) {
+    console.error(`stackha: ${err.message}`);
+    process.exit(5);
   }
   console.error(`stackha: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

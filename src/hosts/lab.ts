@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -7,16 +8,27 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
-  renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CommandError, type ExecOptions, type ExecResult, execArgv } from '../util/exec.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { BASE_ENV, CommandError, type ExecOptions, type ExecResult, execArgv } from '../util/exec.js';
 import { sleep } from '../util/wait.js';
 import type { DaemonSpec, Host, WriteOptions } from './host.js';
-import { isAlive, procStat, signalGroup } from './proc.js';
+import { groupMembers, isAlive, procStat, signalGroup } from './proc.js';
+
+/** How long a SIGKILLed daemon may take to be gone (this machine's init reaps about a second late). */
+const KILL_WAIT_MS = 5000;
+
+/** A digest of what a daemon runs: its command line and environment. */
+export function commandDigest(spec: Pick<DaemonSpec, 'argv' | 'env'>): string {
+  return createHash('sha256')
+    .update(JSON.stringify([spec.argv, spec.env ?? {}]))
+    .digest('hex')
+    .slice(0, 16);
+}
 
 /** Owner name -> uid/gid from /etc/passwd (the lab shares the machine's users). */
 export function lookupUser(name: string): { uid: number; gid: number } {
@@ -65,21 +77,19 @@ export class LabHost implements Host {
   async writeFile(hostPath: string, content: string, opts: WriteOptions = {}): Promise<void> {
     const target = this.path(hostPath);
     mkdirSync(dirname(target), { recursive: true });
-    const tmp = `${target}.stackha-tmp`;
-    // Created with the final mode so a secret is never readable by others, even for a moment.
-    writeFileSync(tmp, content, { mode: opts.mode ?? 0o644 });
-    if (opts.owner) {
-      const { uid, gid } = lookupUser(opts.owner);
-      chownSync(tmp, uid, gid);
-    }
-    renameSync(tmp, target);
+    const owner = opts.owner ? lookupUser(opts.owner) : undefined;
+    writeFileAtomic(target, content, {
+      mode: opts.mode ?? 0o644,
+      ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+    });
   }
 
   async mkdir(hostPath: string, opts: WriteOptions = {}): Promise<void> {
     const target = this.path(hostPath);
     // Parents traversable by every daemon user; only the leaf gets the requested mode.
     mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
-    mkdirSync(target, { recursive: true });
+    // Created with (at most) its final mode, then given it exactly (the umask may have cut it).
+    mkdirSync(target, { recursive: true, mode: (opts.mode ?? 0o755) & 0o700 });
     chmodSync(target, opts.mode ?? 0o755);
     if (opts.owner) {
       const { uid, gid } = lookupUser(opts.owner);
@@ -107,19 +117,32 @@ export class LabHost implements Host {
     return this.path(`/run/stackha/${name}.pid`);
   }
 
-  private readPid(name: string): { pid: number; startTime: string } | undefined {
+  /** The daemon's record: pid, start time and a digest of the command line it was started with. */
+  private readPid(name: string): { pid: number; startTime: string; command: string | undefined } | undefined {
     try {
-      const [pid, startTime] = readFileSync(this.pidFile(name), 'utf8').trim().split(' ');
+      const [pid, startTime, command] = readFileSync(this.pidFile(name), 'utf8').trim().split(' ');
       if (!pid || !startTime) return undefined;
-      return { pid: Number(pid), startTime };
+      return { pid: Number(pid), startTime, command };
     } catch {
       return undefined;
     }
   }
 
+  /**
+   * Starts the daemon unless it runs already with the same command line and environment. One running with another
+   * command line is an error: silently keeping it would leave the host running what was not asked for.
+   */
   async startDaemon(spec: DaemonSpec): Promise<number> {
-    const running = await this.daemonPid(spec.name);
-    if (running !== undefined) return running;
+    const command = commandDigest(spec);
+    const rec = this.readPid(spec.name);
+    if (rec && isAlive(rec.pid, rec.startTime)) {
+      if (rec.command !== undefined && rec.command !== command)
+        throw new Error(
+          `${this.name}: ${spec.name} already runs (pid ${rec.pid}) with another command line than the one asked ` +
+            'for; stop it first',
+        );
+      return rec.pid;
+    }
     const log = this.path(spec.logFile);
     mkdirSync(dirname(log), { recursive: true });
     mkdirSync(dirname(this.pidFile(spec.name)), { recursive: true });
@@ -129,13 +152,14 @@ export class LabHost implements Host {
       const child = spawn('ip', ['netns', 'exec', this.namespace, ...spec.argv], {
         detached: true,
         stdio: ['ignore', fd, fd],
-        env: { ...process.env, ...spec.env },
+        // A clean, explicit environment: nothing of the operator's shell (OS_PASSWORD, a pyenv PATH) leaks in.
+        env: { ...BASE_ENV, ...spec.env },
       });
       const pid = child.pid;
       if (pid === undefined) throw new Error(`${this.name}: could not start ${spec.name}`);
       child.unref();
       const st = procStat(pid);
-      writeFileSync(this.pidFile(spec.name), `${pid} ${st?.startTime ?? '0'}\n`);
+      writeFileSync(this.pidFile(spec.name), `${pid} ${st?.startTime ?? '0'} ${command}\n`);
       return pid;
     } finally {
       closeSync(fd);
@@ -163,15 +187,21 @@ export class LabHost implements Host {
       rmSync(this.pidFile(name), { force: true });
       return false;
     }
+    // Gone means the leader and every process of its group (uwsgi's workers, a mariadbd's SST helpers).
+    const gone = (): boolean => !isAlive(rec.pid, rec.startTime) && groupMembers(rec.pid).length === 0;
     signalGroup(rec.pid, opts.signal ?? 'SIGTERM');
     const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
-    while (isAlive(rec.pid, rec.startTime)) {
-      if (Date.now() > deadline) {
-        signalGroup(rec.pid, 'SIGKILL');
-        await sleep(200);
-        break;
+    while (!gone() && Date.now() < deadline) await sleep(100);
+    if (!gone()) {
+      signalGroup(rec.pid, 'SIGKILL');
+      const killDeadline = Date.now() + KILL_WAIT_MS;
+      while (!gone() && Date.now() < killDeadline) await sleep(100);
+      if (!gone()) {
+        const left = [rec.pid, ...groupMembers(rec.pid)].filter((p, i, a) => a.indexOf(p) === i);
+        throw new Error(
+          `${this.name}: ${name} is still running ${KILL_WAIT_MS / 1000} s after SIGKILL (pids ${left.join(', ')})`,
+        );
       }
-      await sleep(100);
     }
     rmSync(this.pidFile(name), { force: true });
     return true;

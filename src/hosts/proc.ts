@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 /** Process start time (clock ticks since boot) and state from /proc, or undefined when there is no such process. */
 export function procStat(pid: number): { startTime: string; state: string } | undefined {
@@ -34,4 +34,27 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
       return false;
     }
   }
+}
+
+/** Live (not zombie) processes whose process group is `pgid`: what is left of a daemon started as a group leader. */
+export function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // Fields after the name: state, ppid, pgrp.
+      if (Number(rest[2]) === pgid && rest[0] !== 'Z' && rest[0] !== 'X') out.push(Number(e));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
 }

@@ -115,7 +115,12 @@ export function decideRecovery(
     );
   }
   const known = findings.filter((f) => isKnownPosition(f.position));
-  const unknown = findings.filter((f) => !isKnownPosition(f.position));
+  // A node with no data at all (never joined, or wiped) cannot be the most advanced: it joins by SST, blocking nothing.
+  const unknown = findings.filter((f) => !isKnownPosition(f.position) && f.hasData);
+  if (known.length === 0 && unknown.length === 0 && !override)
+    return refuse(
+      'no Galera node has any data: there is nothing to recover; `stackha deploy` bootstraps a new cluster',
+    );
   const pos = (f: NodeFinding): GaleraPosition => f.position as GaleraPosition;
   const uuids = [...new Set(known.map((f) => pos(f).uuid))];
   const byUuid = (): string =>
@@ -235,6 +240,8 @@ export function decideRecovery(
     .filter((f) => f.host !== chosen.host)
     .map((f) => {
       if (!base) return { host: f.host, startPosition: undefined, forceSst: false, note: 'SST: new history' };
+      if (!f.hasData)
+        return { host: f.host, startPosition: undefined, forceSst: false, note: 'SST: no data' };
       if (!isKnownPosition(f.position))
         return { host: f.host, startPosition: undefined, forceSst: false, note: 'SST: position unknown' };
       if (f.position.uuid !== base.uuid)
@@ -341,6 +348,7 @@ async function findOne(
   t: RenderTarget,
   dep: Deployment,
   recoverTimeoutMs: number | undefined,
+  dryRun: boolean,
 ): Promise<NodeFinding> {
   const s = await galeraNodeStatus(host, t.root);
   const base = {
@@ -376,8 +384,9 @@ async function findOne(
       };
     }
   }
-  await ensureDirs(host, renderGalera(dep, t));
-  const p: NodePosition = await findNodePosition(host, t.root, recoverTimeoutMs);
+  // A dry run changes nothing: no directory made, no InnoDB recovery on the node's own datadir.
+  if (!dryRun) await ensureDirs(host, renderGalera(dep, t));
+  const p: NodePosition = await findNodePosition(host, t.root, recoverTimeoutMs, { dryRun });
   return { ...base, running: false, ...p };
 }
 
@@ -410,7 +419,9 @@ export async function recoverGalera(
 
   // Every host at once: each --wsrep-recover runs on its own host.
   const positions = await Promise.all(
-    specs.map((s) => findOne(hostOf(s.name), targetOf(s.name), dep, opts.recoverTimeoutMs)),
+    specs.map((s) =>
+      findOne(hostOf(s.name), targetOf(s.name), dep, opts.recoverTimeoutMs, opts.dryRun === true),
+    ),
   );
   const secondsToPositions = since(started);
   for (const f of positions) log(formatFinding(f));

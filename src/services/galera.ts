@@ -1,6 +1,7 @@
 import type { Host } from '../hosts/host.js';
 import type { Deployment, HostSpec } from '../model.js';
 import { hostsFor } from '../topology.js';
+import type { ExecResult } from '../util/exec.js';
 import { WaitAborted, waitFor } from '../util/wait.js';
 import {
   type Applied,
@@ -164,12 +165,18 @@ export interface RecoveredPosition {
  * position and exits; ~0.1 s here) and reads the position from its log. Never on a running node: the datadir
  * would be locked and the run would hang until the timeout.
  */
-export async function wsrepRecover(host: Host, root: string, timeoutMs = 60_000): Promise<RecoveredPosition> {
+export async function wsrepRecover(
+  host: Host,
+  root: string,
+  timeoutMs = 60_000,
+  opts: { readonly onCopy?: boolean } = {},
+): Promise<RecoveredPosition> {
   const started = Date.now();
   const seconds = () => (Date.now() - started) / 1000;
   if ((await host.daemonPid('mariadb')) !== undefined) {
     throw new Error(`${host.name}: mariadbd is running; --wsrep-recover needs a stopped node`);
   }
+  if (opts.onCopy) return wsrepRecoverOnCopy(host, root, timeoutMs);
   await host.remove(WSREP_RECOVER_LOG);
   const r = await host.exec(
     [
@@ -180,7 +187,60 @@ export async function wsrepRecover(host: Host, root: string, timeoutMs = 60_000)
     ],
     { timeoutMs },
   );
-  const log = (await host.readFile(WSREP_RECOVER_LOG)) ?? '';
+  return recoveredFrom(r, (await host.readFile(WSREP_RECOVER_LOG)) ?? '', timeoutMs, seconds);
+}
+
+/** A datadir copied for a dry run only when it is no bigger than this (a reflink copy costs nothing; a plain one does). */
+export const DRY_RUN_COPY_LIMIT_KIB = 4 * 1024 * 1024;
+
+/**
+ * `--wsrep-recover` for a dry run: InnoDB crash recovery writes the datadir, so it runs on a scratch copy (reflinked
+ * where the filesystem can) that is removed afterwards, and the node's own data is left exactly as it was.
+ */
+async function wsrepRecoverOnCopy(host: Host, root: string, timeoutMs: number): Promise<RecoveredPosition> {
+  const started = Date.now();
+  const seconds = () => (Date.now() - started) / 1000;
+  const du = await host.exec(['du', '-sk', host.path(DATADIR)], { timeoutMs: 60_000 });
+  const kib = Number(du.stdout.split('\t')[0]);
+  if (du.code !== 0 || !Number.isFinite(kib) || kib > DRY_RUN_COPY_LIMIT_KIB)
+    return {
+      position: undefined,
+      seconds: seconds(),
+      problem: `position unknown without --wsrep-recover, which writes the datadir (${du.code === 0 ? `${Math.round(kib / 1024)} MiB, too big to copy for a dry run` : 'its size is unknown'}): run without --dry-run to find it`,
+    };
+  const scratch = `/var/tmp/stackha-dry-run-${process.pid}-${Date.now()}`;
+  const copy = `${scratch}/mysql`;
+  try {
+    await host.run(['mkdir', '-p', '-m', '0700', host.path(scratch)]);
+    await host.run(['chown', 'mysql:mysql', host.path(scratch)]);
+    await host.run(['cp', '-a', '--reflink=auto', host.path(DATADIR), host.path(copy)], { timeoutMs });
+    const log = `${scratch}/wsrep-recover.log`;
+    const r = await host.exec(
+      [
+        '/usr/sbin/mariadbd',
+        `--defaults-file=${root}${MY_CNF}`,
+        '--wsrep-recover',
+        `--datadir=${host.path(copy)}`,
+        `--log-error=${host.path(log)}`,
+        `--pid-file=${host.path(`${scratch}/mysqld.pid`)}`,
+        `--socket=${host.path(`${scratch}/mysqld.sock`)}`,
+        `--tmpdir=${host.path(scratch)}`,
+      ],
+      { timeoutMs },
+    );
+    return recoveredFrom(r, (await host.readFile(log)) ?? '', timeoutMs, seconds);
+  } finally {
+    await host.remove(scratch);
+  }
+}
+
+/** The position --wsrep-recover logged, or why there is none. */
+function recoveredFrom(
+  r: ExecResult,
+  log: string,
+  timeoutMs: number,
+  seconds: () => number,
+): RecoveredPosition {
   const position = parseRecoveredPosition(log);
   if (r.timedOut)
     return {
@@ -225,7 +285,12 @@ export interface NodePosition {
  * The position of a stopped node: grastate.dat's when it has a real seqno (clean shutdown), else what
  * --wsrep-recover finds in InnoDB (after kill -9 or power loss grastate.dat says seqno -1).
  */
-export async function findNodePosition(host: Host, root: string, timeoutMs = 60_000): Promise<NodePosition> {
+export async function findNodePosition(
+  host: Host,
+  root: string,
+  timeoutMs = 60_000,
+  opts: { readonly dryRun?: boolean } = {},
+): Promise<NodePosition> {
   const grastate = await readGrastate(host);
   if (grastate) {
     const fromFile =
@@ -252,7 +317,7 @@ export async function findNodePosition(host: Host, root: string, timeoutMs = 60_
       hasData: false,
     };
   }
-  const r = await wsrepRecover(host, root, timeoutMs);
+  const r = await wsrepRecover(host, root, timeoutMs, { onCopy: opts.dryRun === true });
   return {
     grastate,
     position: r.problem === undefined ? r.position : undefined,

@@ -2,11 +2,12 @@
 // every host, bootstrap with the admin password of passwords.yml and endpoints on the VIP, caching in every
 // memcached server, uwsgi serving keystone-wsgi-public on each host's internal address.
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Host } from '../hosts/host.js';
 import type { Deployment, HostSpec } from '../model.js';
 import { hostsFor } from '../topology.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { CommandError } from '../util/exec.js';
 import {
   type AdminSql,
@@ -451,8 +452,7 @@ export function writeAdminCredentials(dep: Deployment): string[] {
     const same =
       existsSync(path) && readFileSync(path, 'utf8') === content && (statSync(path).mode & 0o777) === 0o600;
     if (same) continue;
-    writeFileSync(path, content, { mode: 0o600 });
-    chmodSync(path, 0o600);
+    writeFileAtomic(path, content, { mode: 0o600 });
     written.push(path);
   }
   return written;

@@ -32,6 +32,9 @@ export const RABBITMQ_USER = 'openstack';
 
 export const rabbitNode = (h: HostSpec): string => `rabbit@${h.name}`;
 
+/** epmd answers on loopback (the node's own tools) and the host's address: never on the VIP the host may hold. */
+export const epmdAddresses = (t: RenderTarget): string => `127.0.0.1,${t.host.address}`;
+
 /** Per-node environment: the Debian wrappers switch user and lose HOME (and so the cookie); these do not. */
 export function rabbitEnv(t: RenderTarget): Record<string, string> {
   const r = t.root;
@@ -48,6 +51,8 @@ export function rabbitEnv(t: RenderTarget): Record<string, string> {
     RABBITMQ_PID_FILE: `${r}/run/rabbitmq/rabbit.pid`,
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: `-kernel inet_dist_use_interface {${octets}}`,
     RABBITMQ_CTL_ERL_ARGS: `-kernel inet_dist_use_interface {${octets}}`,
+    // An epmd the VM would start by itself binds these too, never every address (the VIP among them).
+    ERL_EPMD_ADDRESS: epmdAddresses(t),
   };
 }
 
@@ -148,7 +153,7 @@ export function renderRabbitmq(dep: Deployment, t: RenderTarget): ServiceUnit {
       // Each namespace needs its own epmd; started and tracked here so it never outlives the lab unseen.
       {
         name: 'epmd',
-        argv: ['/usr/bin/epmd'],
+        argv: ['/usr/bin/epmd', '-address', epmdAddresses(t)],
         env: { HOME: env.HOME ?? '' },
         logFile: '/var/log/rabbitmq/epmd.log',
       },
@@ -296,8 +301,9 @@ export async function restartRabbitNode(
       `rabbitmq on ${host.name}: drain failed (${drained.stderr.trim().split('\n').at(-1)}); restarting anyway`,
     );
   await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
-  const server = renderRabbitmq(ctx.dep, t).daemons.find((d) => d.name === 'rabbitmq');
-  if (server) await host.startDaemon(server);
+  // epmd goes with its node: restarted too, so a changed epmd command line is applied and never left behind.
+  await host.stopDaemon('epmd', { timeoutMs: 20_000 });
+  for (const d of renderRabbitmq(ctx.dep, t).daemons) await host.startDaemon(d);
   await waitBooted(host, t);
   // A node restarted in maintenance mode may come back still draining: revive it (a no-op otherwise).
   await rabbitTool(host, t, 'rabbitmq-upgrade', ['revive'], 60_000);

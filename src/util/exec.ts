@@ -33,6 +33,17 @@ export class CommandError extends Error {
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 
+/**
+ * The environment every command and daemon stackha starts begins with, instead of the operator's: nothing of theirs
+ * (OS_PASSWORD and the rest of an openrc, a pyenv or virtualenv PATH, LD_PRELOAD) reaches a host. What a program
+ * needs beyond this it is given explicitly.
+ */
+export const BASE_ENV: Readonly<Record<string, string>> = {
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  LANG: 'C.UTF-8',
+  HOME: '/root',
+};
+
 /** Runs argv (no shell) and resolves with its result; never rejects for a non-zero exit. */
 export function execArgv(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const [cmd, ...args] = argv;
@@ -42,7 +53,7 @@ export function execArgv(argv: readonly string[], opts: ExecOptions = {}): Promi
       // No input: stdin is /dev/null. Node's pipes are socketpairs, and bash treats a socket on stdin as a remote
       // shell and sources ~/.bashrc even for `bash -c` (here: pyenv init, whose lock stalled concurrent probes).
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...opts.env },
+      env: { ...BASE_ENV, ...opts.env },
       detached: true, // own process group, so a timeout ends the whole tree by pgid
     });
     let stdout = '';

@@ -4,6 +4,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { acquireLock } from '../../src/ops/lock.js';
 import { execArgv } from '../../src/util/exec.js';
 
 const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
@@ -51,5 +52,20 @@ describe('stackha CLI on bad input', () => {
     expect(r.stdout).not.toContain('SuperSecret123');
     const again = await execArgv([process.execPath, CLI, '-c', dir, 'genpwd']);
     expect(again.stdout).toContain('nothing to create');
+  });
+
+  it('a command that changes hosts is refused while another holds the deployment lock, naming it', async () => {
+    const lock = acquireLock(dir, 'chaos run');
+    try {
+      const r = await execArgv([process.execPath, CLI, '-c', dir, 'deploy']);
+      expect(r.code).toBe(5);
+      expect(r.stderr).toContain('`stackha chaos run`');
+      expect(r.stderr).toContain(`pid ${process.pid}`);
+      // Reading commands take no lock.
+      const check = await execArgv([process.execPath, CLI, '-c', dir, 'check']);
+      expect(check.code).toBe(2);
+    } finally {
+      lock.release();
+    }
   });
 });

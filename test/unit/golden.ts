@@ -11,7 +11,12 @@ const UPDATE_HINT = 'run `UPDATE_GOLDEN=1 npx vitest run test/unit` and review t
 /** Compares `actual` with test/golden/<name>; with UPDATE_GOLDEN=1 writes it instead. */
 export function expectGolden(name: string, actual: string): void {
   const file = join(GOLDEN_DIR, name);
+  // An empty rendering matching an empty golden file proves nothing.
+  expect(actual.trim().length, `the rendering compared with test/golden/${name} is empty`).toBeGreaterThan(0);
   if (process.env.UPDATE_GOLDEN === '1') {
+    // In CI a rewrite would make every golden test pass whatever the renderers do.
+    if (process.env.CI)
+      expect.fail('UPDATE_GOLDEN=1 is refused under CI: golden files are compared, never rewritten');
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(file, actual);
     return;

@@ -310,6 +310,25 @@ describe('which node to bootstrap', () => {
       expect(d.reason).toContain('--bootstrap-host ctl1: it has no data to bootstrap from');
   });
 
+  it('does not let a node without data block the recovery: it joins by SST', () => {
+    const empty = { ...lost('ctl3', 'no data (neither grastate.dat nor InnoDB files)'), hasData: false };
+    const d = decideRecovery([crashed('ctl1', 7), crashed('ctl2', 9), empty]);
+    expect(d).toMatchObject({ kind: 'bootstrap', chosen: 'ctl2' });
+    if (d.kind !== 'bootstrap') return;
+    expect(d.joiners).toEqual([
+      { host: 'ctl1', startPosition: { uuid: U, seqno: 7 }, forceSst: false, note: 'IST: 2 behind' },
+      { host: 'ctl3', startPosition: undefined, forceSst: false, note: 'SST: no data' },
+    ]);
+    expect(d.warnings).toEqual([]);
+  });
+
+  it('refuses when no node has any data: nothing to recover', () => {
+    const empty = (h: string) => ({ ...lost(h, 'no data'), hasData: false });
+    const d = decideRecovery([empty('ctl1'), empty('ctl2'), empty('ctl3')]);
+    expect(d.kind).toBe('refuse');
+    if (d.kind === 'refuse') expect(d.reason).toContain('no Galera node has any data');
+  });
+
   it('refuses an override that is not a Galera host', () => {
     const d = decideRecovery([crashed('ctl1', 1)], { bootstrapHost: 'ctl9' });
     expect(d).toEqual({ kind: 'refuse', reason: '--bootstrap-host ctl9 is not a Galera host (ctl1)' });

@@ -13,7 +13,7 @@ import type { Host } from '../../hosts/host.js';
 import type { Deployment, HostSpec } from '../../model.js';
 import { hostsFor } from '../../topology.js';
 import { CommandError } from '../../util/exec.js';
-import { WaitAborted, sleep, waitFor } from '../../util/wait.js';
+import { WaitAborted, waitFor } from '../../util/wait.js';
 import { daemonsFile, ensureDirs, readApplied, recordApplied, syncFiles, wantedState } from '../files.js';
 import { MARIADB_PORT } from '../galera.js';
 import type { LoadBalancedService } from '../haproxy.js';
