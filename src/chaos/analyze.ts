@@ -1,3 +1,4 @@
+// The figures of one scenario run, from the load generator's record of every operation. Pure.
 import type { OpRecord } from '../probes/load.js';
 
 export const WORKLOADS = ['sql', 'sqlr', 'amqp', 'mc', 'http', 'tok'] as const;
@@ -23,12 +24,24 @@ export interface WorkloadStats {
   readonly workload: Workload;
   readonly ops: number;
   readonly failures: number;
-  /** The longest time without a successful completion (client-visible outage), ms. */
-  readonly longestGapMs: number;
-  /** When that gap began, ms after the fault was injected (negative: before). */
-  readonly gapStartAfterFaultMs: number | undefined;
   /** Failures whose operation started inside the fault window. */
-  readonly failuresDuringFault: number;
+  readonly failuresInFault: number;
+  /** From the start of the load to this workload's first success, ms: start-up, never counted as an outage. */
+  readonly firstSuccessMs: number | undefined;
+  /**
+   * The client-visible outage: the longest time without a successful completion among the gaps that overlap the
+   * fault window (injection until healed and settled), measured from the workload's first success. A workload that
+   * never succeeded again is out until the end of the load.
+   */
+  readonly faultGapMs: number;
+  /** When that gap began, ms after the injection (negative: it began just before). */
+  readonly faultGapStartMs: number | undefined;
+  /** From the injection to the first success completed after it, ms; undefined when none came. */
+  readonly firstSuccessAfterFaultMs: number | undefined;
+  /** The worst gap entirely outside the fault window: the steady-state jitter the fault gap compares with. */
+  readonly steadyGapMs: number;
+  /** A success completed after the fault window ended. */
+  readonly recovered: boolean;
   readonly during: LatencyStats;
   readonly outside: LatencyStats;
   /** Error kinds and counts. */
@@ -46,38 +59,48 @@ export function latencyStats(latencies: readonly number[]): LatencyStats {
   return { n: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) };
 }
 
+/** An interval of epoch ms. */
+export interface Window {
+  readonly start: number;
+  readonly end: number;
+}
+
 /**
- * Per-workload figures of one run. `window` is when load ran (the first and last instant measured); `fault` is
- * from injection until the cluster was whole again. Latencies are of successful operations.
+ * Per-workload figures of one run. `load` is when the load ran (its start and the last instant measured); `fault`
+ * is from the injection until the deployment was healed and whole again. Latencies are of successful operations.
  */
-export function analyze(
-  records: readonly OpRecord[],
-  window: { start: number; end: number },
-  fault: { start: number; end: number },
-): WorkloadStats[] {
+export function analyze(records: readonly OpRecord[], load: Window, fault: Window): WorkloadStats[] {
   const out: WorkloadStats[] = [];
   for (const w of WORKLOADS) {
-    const mine = records.filter((r) => r.w === w && r.t >= window.start && r.t <= window.end);
+    const mine = records.filter((r) => r.w === w && r.t >= load.start && r.t <= load.end);
     if (mine.length === 0) continue;
     const successEnds = mine
       .filter((r) => r.ok)
       .map((r) => r.t + r.l)
+      .filter((t) => t <= load.end)
       .sort((a, b) => a - b);
-    // Gaps between consecutive successes, and from the window's edges to the first/last one.
-    const points = [
-      window.start,
-      ...successEnds.filter((t) => t >= window.start && t <= window.end),
-      window.end,
-    ];
-    let longest = 0;
-    let gapStart: number | undefined;
+    const first = successEnds[0];
+    // From the first success on: the start-up before it is not an outage. The end of the load closes the last gap.
+    const points = first === undefined ? [] : [...successEnds, load.end];
+    let faultGap = 0;
+    let faultGapStart: number | undefined;
+    let steadyGap = 0;
     for (let i = 1; i < points.length; i++) {
-      const gap = (points[i] ?? 0) - (points[i - 1] ?? 0);
-      if (gap > longest) {
-        longest = gap;
-        gapStart = points[i - 1];
-      }
+      const a = points[i - 1] ?? 0;
+      const b = points[i] ?? 0;
+      const gap = b - a;
+      if (a < fault.end && b > fault.start) {
+        if (gap > faultGap) {
+          faultGap = gap;
+          faultGapStart = a;
+        }
+      } else if (gap > steadyGap) steadyGap = gap;
     }
+    if (first === undefined) {
+      // Never succeeded at all: out for the whole fault window.
+      faultGap = Math.max(0, Math.min(load.end, fault.end) - Math.max(load.start, fault.start));
+    }
+    const afterFault = successEnds.find((t) => t > fault.start);
     const inFault = (r: OpRecord) => r.t >= fault.start && r.t <= fault.end;
     const errors: Record<string, number> = {};
     for (const r of mine) if (!r.ok) errors[r.e ?? 'error'] = (errors[r.e ?? 'error'] ?? 0) + 1;
@@ -85,9 +108,13 @@ export function analyze(
       workload: w,
       ops: mine.length,
       failures: mine.filter((r) => !r.ok).length,
-      longestGapMs: longest,
-      gapStartAfterFaultMs: gapStart === undefined ? undefined : gapStart - fault.start,
-      failuresDuringFault: mine.filter((r) => !r.ok && inFault(r)).length,
+      failuresInFault: mine.filter((r) => !r.ok && inFault(r)).length,
+      firstSuccessMs: first === undefined ? undefined : first - load.start,
+      faultGapMs: faultGap,
+      faultGapStartMs: faultGapStart === undefined ? undefined : faultGapStart - fault.start,
+      firstSuccessAfterFaultMs: afterFault === undefined ? undefined : afterFault - fault.start,
+      steadyGapMs: steadyGap,
+      recovered: successEnds.some((t) => t > fault.end),
       during: latencyStats(mine.filter((r) => r.ok && inFault(r)).map((r) => r.l)),
       outside: latencyStats(mine.filter((r) => r.ok && !inFault(r)).map((r) => r.l)),
       errors,
@@ -120,4 +147,102 @@ export function reconcile(
   let duplicates = 0;
   if (present instanceof Map) for (const n of present.values()) if (n > 1) duplicates += n - 1;
   return { acknowledged: acknowledged.length, lost, duplicates };
+}
+
+/** One Galera node's read-back of the run's acknowledged rows. */
+export interface NodeReconciliation {
+  readonly node: string;
+  /** Acknowledged rows found on this node. */
+  readonly present: number;
+  /** Acknowledged rows missing on this node (first few ids in `lostIds`). */
+  readonly lost: number;
+  readonly lostIds: readonly string[];
+  /** The read-back failed: this node is not verified (never counted as rows lost). */
+  readonly error: string | undefined;
+}
+
+/** What the SQL workload's acknowledged rows look like on every node. */
+export interface SqlReconciliation {
+  readonly acknowledged: number;
+  readonly nodes: readonly NodeReconciliation[];
+  /** Acknowledged rows missing on at least one node that could be read. */
+  readonly lost: number;
+  readonly lostIds: readonly string[];
+  /** Nodes whose read-back failed. */
+  readonly notVerified: readonly string[];
+}
+
+/**
+ * Reconciles the acknowledged ids against each node's rows. `rows` holds, per node, the ids it returned, or the
+ * error of its read-back: a node that could not be read is "not verified", never "lost".
+ */
+export function reconcileNodes(
+  acknowledged: readonly string[],
+  rows: readonly { node: string; ids: ReadonlySet<string> | undefined; error?: string }[],
+): SqlReconciliation {
+  const nodes: NodeReconciliation[] = [];
+  const lostAnywhere = new Set<string>();
+  for (const r of rows) {
+    if (r.ids === undefined) {
+      nodes.push({ node: r.node, present: 0, lost: 0, lostIds: [], error: r.error ?? 'not read' });
+      continue;
+    }
+    const rec = reconcile(acknowledged, r.ids);
+    for (const id of rec.lost) lostAnywhere.add(id);
+    nodes.push({
+      node: r.node,
+      present: rec.acknowledged - rec.lost.length,
+      lost: rec.lost.length,
+      lostIds: rec.lost.slice(0, 20),
+      error: undefined,
+    });
+  }
+  return {
+    acknowledged: acknowledged.length,
+    nodes,
+    lost: lostAnywhere.size,
+    lostIds: [...lostAnywhere].slice(0, 20),
+    notVerified: nodes.filter((n) => n.error !== undefined).map((n) => n.node),
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ timeline
+
+/** Successes and failures per workload in fixed buckets: what a timeline plot draws. */
+export interface Timeline {
+  /** Epoch ms of the first bucket. */
+  readonly start: number;
+  readonly bucketMs: number;
+  /** Per workload, per bucket: [successes, failures] of operations that completed in it. */
+  readonly workloads: Readonly<Partial<Record<Workload, readonly (readonly [number, number])[]>>>;
+}
+
+export function timeline(records: readonly OpRecord[], load: Window, bucketMs = 100): Timeline {
+  const n = Math.max(1, Math.ceil((load.end - load.start) / bucketMs));
+  const workloads: Partial<Record<Workload, [number, number][]>> = {};
+  for (const r of records) {
+    const end = r.t + r.l;
+    if (r.t < load.start || end > load.end) continue;
+    const i = Math.min(n - 1, Math.floor((end - load.start) / bucketMs));
+    workloads[r.w] ??= Array.from({ length: n }, () => [0, 0] as [number, number]);
+    const b = workloads[r.w]?.[i];
+    if (b) b[r.ok ? 0 : 1]++;
+  }
+  return { start: load.start, bucketMs, workloads };
+}
+
+// ------------------------------------------------------------------------------------------------ trials
+
+/** The median (the lower one of an even count) and the worst of a figure over trials. */
+export interface Spread {
+  readonly median: number;
+  readonly worst: number;
+  readonly n: number;
+}
+
+/** Median and worst (the highest) of values; undefined when there are none. */
+export function spread(values: readonly (number | undefined)[]): Spread | undefined {
+  const v = values.filter((x): x is number => x !== undefined && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  return { median: v[Math.floor((v.length - 1) / 2)] ?? 0, worst: v[v.length - 1] ?? 0, n: v.length };
 }

@@ -14,9 +14,43 @@ import { PROBE_API_PORT, probeApiEnabled } from '../services/probe-api.js';
 import { hostsFor } from '../topology.js';
 import { builtScript } from '../util/paths.js';
 import { sleep, waitFor } from '../util/wait.js';
-import { type WorkloadStats, analyze, parseOps, reconcile } from './analyze.js';
+import {
+  type SqlReconciliation,
+  type Timeline,
+  type WorkloadStats,
+  analyze,
+  parseOps,
+  reconcile,
+  reconcileNodes,
+  timeline,
+} from './analyze.js';
 
-export const CHAOS_QUEUE = 'stackha-chaos';
+/** The kinds of replicated queue the spec's RabbitMQ scenarios run with: quorum queues, and classic mirrored ones. */
+export type QueueKind = 'quorum' | 'mirrored';
+export const QUEUE_KINDS: readonly QueueKind[] = ['quorum', 'mirrored'];
+
+/** The chaos queue of each kind: one name per kind, since a queue's type cannot change in place. */
+export const chaosQueue = (kind: QueueKind): string => `stackha-chaos-${kind}`;
+
+/** The queue kind a deployment gives OpenStack's queues (and the chaos queue). */
+export function queueKindOf(dep: Deployment): QueueKind {
+  return dep.globals.rabbitmqMirroredQueues && !dep.globals.rabbitmqQuorumQueues ? 'mirrored' : 'quorum';
+}
+
+/**
+ * The same deployment with the other kind of queues: quorum queues (om_enable_rabbitmq_quorum_queues), or classic
+ * queues mirrored by the `ha-mode: all` policy (om_enable_rabbitmq_high_availability), the spec's mirrored queues.
+ */
+export function withQueues(dep: Deployment, kind: QueueKind): Deployment {
+  return {
+    ...dep,
+    globals: {
+      ...dep.globals,
+      rabbitmqQuorumQueues: kind === 'quorum',
+      rabbitmqMirroredQueues: kind === 'mirrored',
+    },
+  };
+}
 
 /** What a scenario acts on: the deployment, the lab, and a way to heal with a real deploy. */
 export interface ChaosContext {
@@ -28,7 +62,7 @@ export interface ChaosContext {
   host(name: string): Host;
   /** `stackha deploy`, in-process and quiet: what an operator runs to bring back what died. */
   redeploy(): Promise<void>;
-  readonly queueType: 'quorum' | 'classic';
+  readonly queueKind: QueueKind;
   /**
    * A scale scenario added or removed a host: from here on `dep`, `conn`, `lab` and the final verification (whole,
    * nothing lost) follow the new deployment.
@@ -36,13 +70,25 @@ export interface ChaosContext {
   setDeployment(dep: Deployment): void;
 }
 
+/** What an injection hit, and how to see, independently of the load's figures, that the fault really happened. */
+export interface Injection {
+  readonly target: string;
+  /**
+   * Observes the fault from outside the load (the process is gone, the writer changed, the VIP moved); resolves with
+   * what was seen, each line starting with `NOT OBSERVED` when something expected was not. Runs during the hold.
+   */
+  readonly observe?: () => Promise<string[]>;
+}
+
 export interface Scenario {
   readonly name: string;
   readonly description: string;
   /** How long the fault stays before healing, ms (default from the run options). */
   readonly holdMs?: number;
-  /** Injects the fault; returns what it hit, for the report. */
-  inject(ctx: ChaosContext): Promise<string>;
+  /** The scenario exercises RabbitMQ's replicated queues: it runs with each queue kind. */
+  readonly queueKinds?: boolean;
+  /** Injects the fault. */
+  inject(ctx: ChaosContext): Promise<Injection>;
   /** Heals: what an operator would do (restart what died, power the host on, recover). */
   heal(ctx: ChaosContext): Promise<void>;
   /** Runs before the cluster check and the load (e.g. grow the lab so there is a host to remove). */
@@ -66,25 +112,44 @@ export const DEFAULT_RUN: RunOptions = {
   intervalMs: 20,
 };
 
+export interface AmqpReconciliation {
+  readonly confirmed: number;
+  /** Confirmed but never received. */
+  readonly lost: number;
+  readonly lostIds: readonly string[];
+  /** Deliveries beyond the first (delivery is at least once). */
+  readonly duplicates: number;
+  readonly reconnects: number;
+  /** Messages still in the queue after the drain (the generator's last look at it; undefined: it could not look). */
+  readonly leftInQueue: number | undefined;
+  /** The generator's accounting is missing: nothing about messages is verified. */
+  readonly notVerified: boolean;
+}
+
 export interface ScenarioResult {
   readonly scenario: string;
   readonly profile: string;
+  readonly queues: QueueKind;
+  /** 1-based trial number within its run. */
+  readonly trial: number;
+  readonly runId: string;
   readonly target: string;
   readonly startedAt: string;
+  /** When the fault was injected (epoch ms; 0 when it never was). */
+  readonly faultStartMs: number;
   /** Injection until heal began, and until the cluster was whole again, seconds. */
   readonly faultSeconds: number;
   readonly recoveredSeconds: number | undefined;
   readonly workloads: readonly WorkloadStats[];
-  readonly sql: { acknowledged: number; lost: number; lostIds: string[] };
-  readonly amqp: {
-    confirmed: number;
-    lost: number;
-    duplicates: number;
-    reconnects: number;
-    lostIds: string[];
-  };
+  /** What was observed of the fault independently of the load (see Injection.observe). */
+  readonly evidence: readonly string[];
+  readonly sql: SqlReconciliation;
+  readonly amqp: AmqpReconciliation;
   /** Problems left after settling; empty when the cluster is whole. */
   readonly problemsAfter: readonly string[];
+  readonly timeline?: Timeline;
+  /** The failed operations (the first 200): when, which workload, what error. */
+  readonly failedOps?: readonly { readonly t: number; readonly w: string; readonly e: string }[];
   readonly error?: string;
 }
 
@@ -112,7 +177,9 @@ export function chaosContext(dep: Deployment, lab: LabState, log: (m: string) =>
     redeploy: async () => {
       await deploy(current, { renderer: 'silent' });
     },
-    queueType: dep.globals.rabbitmqMirroredQueues ? 'classic' : 'quorum',
+    get queueKind() {
+      return queueKindOf(current);
+    },
     setDeployment: (next) => {
       current = next;
       conn = connect(next);
@@ -140,19 +207,75 @@ async function settle(ctx: ChaosContext, timeoutMs: number): Promise<string[]> {
   }
 }
 
-const LOAD_CFG = '/etc/stackha/chaos-load.json';
-const OPS = '/var/lib/stackha/chaos/ops.jsonl';
-const FINAL = '/var/lib/stackha/chaos/final.json';
+const LOAD_DAEMON = 'chaos-load';
+const CHAOS_DIR = '/var/lib/stackha/chaos';
+const loadConfigPath = (runId: string) => `/etc/stackha/chaos-load-${runId}.json`;
+const opsPath = (runId: string) => `${CHAOS_DIR}/ops-${runId}.jsonl`;
+const finalPath = (runId: string) => `${CHAOS_DIR}/final-${runId}.json`;
 
 /**
- * One scenario under load: make sure the cluster is whole, start the load generator in the client namespace,
- * warm up, inject, hold, heal, wait until whole, keep the load on a little longer, stop, then verify that
- * every acknowledged row and confirmed message is still there.
+ * Ends a load generator still running from an earlier run (a harness that died mid-run): it is never reused, and what
+ * it does is never charged to the new run, whose files carry their own run id.
+ */
+async function stopLeftoverGenerator(ctx: ChaosContext): Promise<void> {
+  const pid = await ctx.client.daemonPid(LOAD_DAEMON);
+  if (pid === undefined) return;
+  ctx.log(`a load generator of an earlier run is still running (pid ${pid}): stopping it`);
+  await ctx.client.stopDaemon(LOAD_DAEMON, { signal: 'SIGKILL', timeoutMs: 5000 });
+}
+
+/** Stops this run's generator: it drains its consumer and writes its accounting; killed if it does not exit. */
+async function stopGenerator(ctx: ChaosContext, drainMs: number): Promise<void> {
+  await ctx.client.signalDaemon(LOAD_DAEMON, 'SIGTERM');
+  await waitFor(
+    'the load generator to drain and exit',
+    async () => ((await ctx.client.daemonPid(LOAD_DAEMON)) === undefined ? true : undefined),
+    { timeoutMs: drainMs + 60_000, intervalMs: 500 },
+  ).catch(async () => {
+    ctx.log('the load generator did not exit after its drain: killed');
+    await ctx.client.stopDaemon(LOAD_DAEMON, { signal: 'SIGKILL', timeoutMs: 5000 });
+  });
+}
+
+/** The run's acknowledged rows as each Galera node has them, read from the node directly (not through the VIP). */
+async function readBackEveryNode(
+  ctx: ChaosContext,
+  runId: string,
+  acked: readonly string[],
+): Promise<SqlReconciliation> {
+  const rows = await Promise.all(
+    hostsFor(ctx.dep, 'mariadb').map(async (h) => {
+      try {
+        const out = await clientSql(
+          ctx.client,
+          ctx.dep,
+          `SELECT id FROM stackha_chaos.acked WHERE run_id='${runId}';`,
+          h.address,
+        );
+        return { node: h.name, ids: new Set(out.split('\n').filter(Boolean)) };
+      } catch (err) {
+        return {
+          node: h.name,
+          ids: undefined,
+          error: (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'read failed',
+        };
+      }
+    }),
+  );
+  return reconcileNodes(acked, rows);
+}
+
+/**
+ * One scenario under load: make sure the cluster is whole, start a fresh load generator in the client namespace,
+ * warm up, inject, observe the fault, hold, heal, wait until whole, keep the load on a little longer, stop the
+ * generator (on every path out), then verify that every acknowledged row is on every Galera node and every
+ * confirmed message was received.
  */
 export async function runScenario(
   ctx: ChaosContext,
   scenario: Scenario,
   opts: RunOptions,
+  trial = 1,
 ): Promise<ScenarioResult> {
   const startedAt = new Date().toISOString();
   await scenario.prepare?.(ctx);
@@ -165,16 +288,17 @@ export async function runScenario(
   }
   const runId = `${scenario.name.slice(0, 20)}-${randomBytes(4).toString('hex')}`;
   const client = ctx.client;
+  const queues = ctx.queueKind;
   const cfg: LoadConfig = {
     runId,
-    opsFile: client.path(OPS),
-    finalFile: client.path(FINAL),
+    opsFile: client.path(opsPath(runId)),
+    finalFile: client.path(finalPath(runId)),
     vip: ctx.dep.globals.internalVip,
     dbPassword: ctx.dep.passwords.database_password ?? '',
     brokers: hostsFor(ctx.dep, 'rabbitmq').map((h) => h.address),
     amqpPassword: ctx.dep.passwords.rabbitmq_password ?? '',
-    queue: CHAOS_QUEUE,
-    queueType: ctx.queueType,
+    queue: chaosQueue(queues),
+    queueType: queues === 'quorum' ? 'quorum' : 'classic',
     memcachedServers: memcachedServers(ctx.dep),
     httpUrl: probeApiEnabled(ctx.dep)
       ? `http://${ctx.dep.globals.internalVip}:${PROBE_API_PORT}/`
@@ -192,106 +316,127 @@ export async function runScenario(
     drainMs: 60_000,
     maxSeconds: Math.ceil((opts.warmupMs + opts.holdMs + opts.settleTimeoutMs + opts.afterMs) / 1000) + 600,
   };
-  await client.mkdir('/var/lib/stackha/chaos');
-  await client.remove(OPS);
-  await client.remove(FINAL);
-  await client.writeFile(LOAD_CFG, JSON.stringify(cfg), { mode: 0o600 });
+  await stopLeftoverGenerator(ctx);
+  await client.mkdir(CHAOS_DIR);
+  await client.writeFile(loadConfigPath(runId), JSON.stringify(cfg), { mode: 0o600 });
   await client.startDaemon({
-    name: 'chaos-load',
-    argv: [process.execPath, builtScript('probes/load.js'), client.path(LOAD_CFG)],
+    name: LOAD_DAEMON,
+    argv: [process.execPath, builtScript('probes/load.js'), client.path(loadConfigPath(runId))],
     logFile: '/var/log/stackha/chaos-load.log',
   });
   let target = '';
+  let evidence: string[] = [];
   let faultStart = 0;
   let healStart = 0;
   let wholeAt: number | undefined;
   let problemsAfter: string[] = [];
   let error: string | undefined;
-  const windowStart = Date.now();
+  const loadStart = Date.now();
   try {
-    // Warm up until every workload has succeeded at least once, then a little more.
-    await waitFor(
-      'the load generator to get going',
-      async () => {
-        const ops = parseOps((await client.readFile(OPS)) ?? '');
-        const ok = new Set(ops.filter((o) => o.ok).map((o) => o.w));
-        return ['sql', 'amqp', 'mc'].every((w) => ok.has(w as 'sql')) ? true : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 500 },
-    );
-    await sleep(opts.warmupMs);
-    faultStart = Date.now();
-    target = await scenario.inject(ctx);
-    ctx.log(`${scenario.name}: injected (${target})`);
-    await sleep(scenario.holdMs ?? opts.holdMs);
-    healStart = Date.now();
-    await scenario.heal(ctx);
-    problemsAfter = await settle(ctx, opts.settleTimeoutMs);
-    if (problemsAfter.length === 0) wholeAt = Date.now();
-    ctx.log(
-      `${scenario.name}: ${problemsAfter.length === 0 ? 'whole again' : `not whole: ${problemsAfter.join('; ')}`}`,
-    );
-    await sleep(opts.afterMs);
-  } catch (err) {
-    error = err instanceof Error ? err.message : String(err);
-    ctx.log(`${scenario.name}: ${error}`);
-    if (healStart === 0 && faultStart !== 0) {
+    try {
+      // Warm up until every workload has succeeded at least once, then a little more.
+      await waitFor(
+        'the load generator to get going',
+        async () => {
+          if ((await client.daemonPid(LOAD_DAEMON)) === undefined) {
+            const tail = (await client.readFile('/var/log/stackha/chaos-load.log'))
+              ?.trim()
+              .split('\n')
+              .slice(-5);
+            throw new Error(`the load generator exited: ${tail?.join(' | ') ?? ''}`);
+          }
+          const ops = parseOps((await client.readFile(opsPath(runId))) ?? '');
+          const ok = new Set(ops.filter((o) => o.ok).map((o) => o.w));
+          return ['sql', 'amqp', 'mc'].every((w) => ok.has(w as 'sql')) ? true : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      await sleep(opts.warmupMs);
+      faultStart = Date.now();
+      const injection = await scenario.inject(ctx);
+      target = injection.target;
+      ctx.log(`${scenario.name}: injected (${target})`);
+      const hold = sleep(scenario.holdMs ?? opts.holdMs);
+      evidence = (await injection
+        .observe?.()
+        .catch((err: unknown) => [`NOT OBSERVED: ${err instanceof Error ? err.message : String(err)}`])) ?? [
+        'no independent observation for this scenario',
+      ];
+      for (const e of evidence) ctx.log(`${scenario.name}: ${e}`);
+      await hold;
       healStart = Date.now();
-      await scenario.heal(ctx).catch(() => {});
+      await scenario.heal(ctx);
+      problemsAfter = await settle(ctx, opts.settleTimeoutMs);
+      if (problemsAfter.length === 0) wholeAt = Date.now();
+      ctx.log(
+        `${scenario.name}: ${problemsAfter.length === 0 ? 'whole again' : `not whole: ${problemsAfter.join('; ')}`}`,
+      );
+      await sleep(opts.afterMs);
+    } catch (err) {
+      error = err instanceof Error ? err.message : String(err);
+      ctx.log(`${scenario.name}: ${error}`);
+      if (healStart === 0 && faultStart !== 0) {
+        healStart = Date.now();
+        await scenario.heal(ctx).catch(() => {});
+      }
+      problemsAfter = await settle(ctx, opts.settleTimeoutMs);
     }
-    problemsAfter = await settle(ctx, opts.settleTimeoutMs);
+  } finally {
+    // On every path out: the generator drains and exits, or is killed.
+    await stopGenerator(ctx, cfg.drainMs);
   }
-  const windowEnd = Date.now();
-  await client.signalDaemon('chaos-load', 'SIGTERM');
-  await waitFor(
-    'the load generator to drain and exit',
-    async () => ((await client.daemonPid('chaos-load')) === undefined ? true : undefined),
-    { timeoutMs: cfg.drainMs + 60_000, intervalMs: 500 },
-  ).catch(async () => {
-    await client.stopDaemon('chaos-load', { signal: 'SIGKILL' });
-  });
-  const final = JSON.parse((await client.readFile(FINAL)) ?? 'null') as LoadFinal | null;
-  const ops = parseOps((await client.readFile(OPS)) ?? '');
-  const faultEnd = wholeAt ?? windowEnd;
-  const workloads = analyze(
-    ops,
-    { start: windowStart, end: windowEnd },
-    { start: faultStart || windowStart, end: faultEnd },
-  );
-
-  // Every acknowledged row must be there (the primary key makes "more than once" impossible).
-  const acked = final?.sqlAcked ?? [];
-  let presentRows = new Set<string>();
+  const loadEnd = Date.now();
+  const finalText = await client.readFile(finalPath(runId));
+  let final: LoadFinal | undefined;
   try {
-    const outRows = await clientSql(
-      client,
-      ctx.dep,
-      `SELECT id FROM stackha_chaos.acked WHERE run_id='${runId}';`,
-    );
-    presentRows = new Set(outRows.split('\n').filter(Boolean));
-  } catch (err) {
-    error ??= `could not read back rows: ${err instanceof Error ? err.message : String(err)}`;
+    final = finalText ? (JSON.parse(finalText) as LoadFinal) : undefined;
+  } catch {
+    final = undefined;
   }
-  const sql = reconcile(acked, presentRows);
-  const amqp = reconcile(final?.amqpConfirmed ?? [], new Map(Object.entries(final?.amqpReceived ?? {})));
-  if (!final) error ??= 'the load generator wrote no final accounting';
+  if (final && final.runId !== runId) {
+    error ??= `the load generator's accounting is of run ${final.runId}, not ${runId}`;
+    final = undefined;
+  }
+  if (!final) error ??= 'the load generator wrote no final accounting: nothing it did is verified';
+  const ops = parseOps((await client.readFile(opsPath(runId))) ?? '');
+  const load = { start: loadStart, end: loadEnd };
+  const fault = { start: faultStart || loadStart, end: wholeAt ?? loadEnd };
+  const workloads = analyze(ops, load, fault);
+
+  const sql = await readBackEveryNode(ctx, runId, final?.sqlAcked ?? []);
+  if (sql.notVerified.length > 0)
+    error ??= `acknowledged rows not verified on ${sql.notVerified.join(', ')}: the read-back failed`;
+  const amqpRec = reconcile(final?.amqpConfirmed ?? [], new Map(Object.entries(final?.amqpReceived ?? {})));
+  for (const path of [opsPath(runId), finalPath(runId), loadConfigPath(runId)]) await client.remove(path);
   return {
     scenario: scenario.name,
     profile: ctx.dep.tuning.profile,
+    queues,
+    trial,
+    runId,
     target,
     startedAt,
-    faultSeconds: faultStart ? (healStart - faultStart) / 1000 : 0,
+    faultStartMs: faultStart,
+    faultSeconds: faultStart ? ((healStart || loadEnd) - faultStart) / 1000 : 0,
     recoveredSeconds: wholeAt && faultStart ? (wholeAt - faultStart) / 1000 : undefined,
     workloads,
-    sql: { acknowledged: sql.acknowledged, lost: sql.lost.length, lostIds: sql.lost.slice(0, 20) },
+    evidence,
+    sql,
     amqp: {
-      confirmed: amqp.acknowledged,
-      lost: amqp.lost.length,
-      duplicates: amqp.duplicates,
+      confirmed: amqpRec.acknowledged,
+      lost: final ? amqpRec.lost.length : 0,
+      lostIds: final ? amqpRec.lost.slice(0, 20) : [],
+      duplicates: amqpRec.duplicates,
       reconnects: final?.amqpReconnects ?? 0,
-      lostIds: amqp.lost.slice(0, 20),
+      leftInQueue: final?.amqpLeftInQueue,
+      notVerified: !final,
     },
     problemsAfter,
+    timeline: timeline(ops, load),
+    failedOps: ops
+      .filter((o) => !o.ok)
+      .slice(0, 200)
+      .map((o) => ({ t: o.t, w: o.w, e: o.e ?? '' })),
     ...(error !== undefined ? { error } : {}),
   };
 }

@@ -1,17 +1,20 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { lbStates } from '../deploy/drain.js';
 import { addHostToMultinode } from '../inventory/lab-inventory.js';
 import { CONFIG_FILES, loadDeployment } from '../inventory/load.js';
-import { crashHost, labAddHost, powerOnHost, setLink } from '../lab/lab.js';
+import { crashHost, hostNs, labAddHost, namespacePids, powerOnHost, setLink } from '../lab/lab.js';
 import { rollingRestart } from '../ops/rolling.js';
 import { type ScaleReport, removalCheck, scaleAdd, scaleRemove } from '../ops/scale.js';
 import { clusterStatus } from '../ops/status.js';
-import { keystoneHosts } from '../services/keystone.js';
+import { activeServer } from '../services/haproxy.js';
+import { holdsVip } from '../services/keepalived.js';
+import { KEYSTONE_LB_NAME, keystoneHosts } from '../services/keystone.js';
 import { rabbitmqctl } from '../services/rabbitmq.js';
 import { hostsFor } from '../topology.js';
 import { withProfile } from '../tuning.js';
 import { sleep, waitFor } from '../util/wait.js';
-import { CHAOS_QUEUE, type ChaosContext, type Scenario } from './run.js';
+import { type ChaosContext, type Scenario, chaosQueue } from './run.js';
 
 async function vipHolder(ctx: ChaosContext): Promise<string> {
   const s = await clusterStatus(ctx.dep);
@@ -30,9 +33,11 @@ async function galeraWriter(ctx: ChaosContext): Promise<string> {
   return writer;
 }
 
-/** The node leading the chaos queue (quorum leader, or the mirrored queue's master). */
-async function queueLeader(ctx: ChaosContext): Promise<string> {
+/** The node leading the chaos queue (quorum leader, or the mirrored queue's master), asked of any live node. */
+async function queueLeader(ctx: ChaosContext, except?: string): Promise<string> {
+  const queue = chaosQueue(ctx.queueKind);
   for (const spec of hostsFor(ctx.dep, 'rabbitmq')) {
+    if (spec.name === except) continue;
     const host = ctx.host(spec.name);
     const r = await rabbitmqctl(
       host,
@@ -42,17 +47,147 @@ async function queueLeader(ctx: ChaosContext): Promise<string> {
     );
     if (r.code !== 0) continue;
     const rows = JSON.parse(r.stdout) as { name: string; leader?: string; pid?: string }[];
-    const q = rows.find((x) => x.name === CHAOS_QUEUE);
+    const q = rows.find((x) => x.name === queue);
     // Quorum queues report `leader`; a classic queue's master is the node in its pid, e.g. <rabbit@ctl2.1.2.3>.
     const node = q?.leader || /rabbit@([\w-]+)/.exec(q?.pid ?? '')?.[0];
     if (node) return node.replace('rabbit@', '');
   }
-  throw new Error(`no leader found for queue ${CHAOS_QUEUE}`);
+  throw new Error(`no leader found for queue ${queue}`);
 }
 
-async function kill(ctx: ChaosContext, host: string, daemon: string): Promise<void> {
-  if (!(await ctx.host(host).signalDaemon(daemon, 'SIGKILL')))
+const secondsSince = (t: number): string => `${((Date.now() - t) / 1000).toFixed(1)} s`;
+
+/** Polls `probe` for up to `ms`; resolves with its first defined answer, or undefined. */
+async function within<T>(ms: number, probe: () => Promise<T | undefined>): Promise<T | undefined> {
+  return waitFor('an observation', probe, { timeoutMs: ms, intervalMs: 100 }).catch(() => undefined);
+}
+
+/** Kills a daemon with SIGKILL; the observation checks its process is really gone. */
+async function kill(ctx: ChaosContext, host: string, daemon: string): Promise<() => Promise<string>> {
+  const h = ctx.host(host);
+  const pid = await h.daemonPid(daemon);
+  if (pid === undefined || !(await h.signalDaemon(daemon, 'SIGKILL')))
     throw new Error(`${daemon} is not running on ${host}`);
+  const at = Date.now();
+  return async () =>
+    (await within(10_000, async () => ((await h.daemonPid(daemon)) === undefined ? true : undefined)))
+      ? `${daemon} on ${host} gone (pid ${pid}) ${secondsSince(at)} after the kill`
+      : `NOT OBSERVED: ${daemon} on ${host} (pid ${pid}) still running 10 s after SIGKILL`;
+}
+
+/** The writer HAProxy on `lb` sends new connections to, from its stats socket (cheap: no status of everything). */
+async function writerOn(ctx: ChaosContext, lb: string): Promise<string | undefined> {
+  const states = await lbStates({
+    dep: ctx.dep,
+    hosts: ctx.conn.hosts,
+    roots: ctx.conn.roots,
+    log: () => {},
+  });
+  return activeServer(states.get(lb) ?? [], 'mariadb');
+}
+
+/** Observes that the load balancers moved the writes away from `from`. */
+function writerMoved(ctx: ChaosContext, from: string, lbs: readonly string[]): () => Promise<string> {
+  const at = Date.now();
+  return async () => {
+    for (const lb of lbs) {
+      const to = await within(15_000, async () => {
+        const w = await writerOn(ctx, lb);
+        return w !== undefined && w !== from ? w : undefined;
+      });
+      if (to)
+        return `writes moved from ${from} to ${to} (HAProxy on ${lb}) ${secondsSince(at)} after the fault`;
+    }
+    return `NOT OBSERVED: writes still go to ${from} 15 s after the fault`;
+  };
+}
+
+/** Observes that another load balancer took the VIP from `from`. */
+function vipMoved(ctx: ChaosContext, from: string): () => Promise<string> {
+  const at = Date.now();
+  return async () => {
+    const to = await within(15_000, async () => {
+      for (const s of hostsFor(ctx.dep, 'keepalived'))
+        if (s.name !== from && (await holdsVip(ctx.host(s.name), ctx.dep))) return s.name;
+      return undefined;
+    });
+    return to
+      ? `VIP moved from ${from} to ${to} ${secondsSince(at)} after the fault`
+      : `NOT OBSERVED: no other host took the VIP from ${from} within 15 s`;
+  };
+}
+
+/** Observes the queue's leadership moving off `from`. */
+function leaderMoved(ctx: ChaosContext, from: string): () => Promise<string> {
+  const at = Date.now();
+  return async () => {
+    const to = await within(30_000, async () => {
+      const l = await queueLeader(ctx, from).catch(() => undefined);
+      return l !== undefined && l !== from ? l : undefined;
+    });
+    return to
+      ? `${chaosQueue(ctx.queueKind)} led by ${to} instead of ${from} ${secondsSince(at)} after the fault`
+      : `NOT OBSERVED: no new leader for ${chaosQueue(ctx.queueKind)} within 30 s`;
+  };
+}
+
+/**
+ * Whether anything at `address` answers the client at all: a TCP connect to a closed port is refused at once by a
+ * host that is there, and left unanswered by one that is cut off or down.
+ */
+async function answers(ctx: ChaosContext, address: string): Promise<boolean> {
+  const r = await ctx.client.exec(['timeout', '1', 'bash', '-c', `exec 3<>/dev/tcp/${address}/9`], {
+    timeoutMs: 5000,
+  });
+  return r.code !== 124;
+}
+
+/** Observes that a host's namespace has no process left (or keeps them, when cut off) and that it does not answer. */
+function hostDown(ctx: ChaosContext, host: string, expectProcesses: boolean): () => Promise<string> {
+  return async () => {
+    const left = (await namespacePids(hostNs(ctx.lab.name, host))).length;
+    const reachable = await answers(ctx, ctx.host(host).address);
+    const parts = [
+      expectProcesses
+        ? `${host} keeps its ${left} processes`
+        : left === 0
+          ? `${host} has no process left`
+          : `NOT OBSERVED: ${host} still has ${left} processes`,
+      reachable
+        ? `NOT OBSERVED: ${host} still reachable from the client`
+        : `${host} unreachable from the client`,
+    ];
+    return parts.join('; ');
+  };
+}
+
+/** Observes every load balancer marking `server` of `backend` down. */
+function serverDown(ctx: ChaosContext, backend: string, server: string): () => Promise<string> {
+  const at = Date.now();
+  return async () => {
+    const down = await within(15_000, async () => {
+      const states = await lbStates({
+        dep: ctx.dep,
+        hosts: ctx.conn.hosts,
+        roots: ctx.conn.roots,
+        log: () => {},
+      });
+      const mine = [...states.values()].flat().filter((s) => s.backend === backend && s.server === server);
+      return mine.length > 0 && mine.every((s) => s.status !== 'UP') ? true : undefined;
+    });
+    return down
+      ? `${backend}/${server} marked down on every load balancer ${secondsSince(at)} after the fault`
+      : `NOT OBSERVED: ${backend}/${server} still UP somewhere 15 s after the fault`;
+  };
+}
+
+/** Runs observations one after the other (each bounded), collecting what they saw. */
+function observeAll(...observations: (() => Promise<string>)[]): () => Promise<string[]> {
+  return async () => {
+    const out: string[] = [];
+    for (const o of observations) out.push(await o());
+    return out;
+  };
 }
 
 const restartWhatDied = async (ctx: ChaosContext): Promise<void> => ctx.redeploy();
@@ -99,6 +234,36 @@ const recordOperation = (ctx: ChaosContext, op: ScaleOperation): string => {
   return `${op.operation}${op.host ? ` ${op.host}` : ''} in ${op.seconds.toFixed(1)} s`;
 };
 
+/** Observes the deployment's membership after a scale operation: the Galera cluster size and the RabbitMQ nodes. */
+function membershipIs(ctx: ChaosContext): () => Promise<string> {
+  return async () => {
+    const s = await clusterStatus(ctx.dep);
+    const want = hostsFor(ctx.dep, 'mariadb').length;
+    const sizes = [...new Set(s.galera.map((g) => g.clusterSize))];
+    const rabbit = [...new Set(s.rabbitmq.flatMap((r) => r.runningNodes))].sort();
+    const wantRabbit = hostsFor(ctx.dep, 'rabbitmq').length;
+    return [
+      sizes.length === 1 && sizes[0] === want
+        ? `Galera cluster size ${want}`
+        : `NOT OBSERVED: Galera cluster sizes ${sizes.join(',')} (expected ${want})`,
+      rabbit.length === wantRabbit
+        ? `RabbitMQ nodes ${rabbit.join(', ')}`
+        : `NOT OBSERVED: RabbitMQ nodes ${rabbit.join(', ')} (expected ${wantRabbit})`,
+    ].join('; ');
+  };
+}
+
+/** Every tracked daemon's pid on every host of the deployment: what a restart must change. */
+async function daemonPids(ctx: ChaosContext, names: readonly string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const h of ctx.dep.hosts)
+    for (const d of names) {
+      const pid = await ctx.host(h.name).daemonPid(d);
+      if (pid !== undefined) out.set(`${d} on ${h.name}`, pid);
+    }
+  return out;
+}
+
 /** Scale and rolling scenarios (issue 5): the change under load, measured like a fault. */
 export const SCALE_SCENARIOS: readonly Scenario[] = [
   {
@@ -108,12 +273,13 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
     holdMs: 1000,
     inject: async (ctx) => {
       const r = await addHost(ctx);
-      return recordOperation(ctx, {
+      const target = recordOperation(ctx, {
         operation: 'scale add',
         host: r.host,
         seconds: r.seconds,
         phases: r.phases,
       });
+      return { target, observe: observeAll(membershipIs(ctx)) };
     },
     heal: async () => {},
   },
@@ -131,12 +297,13 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
     inject: async (ctx) => {
       const r = await scaleRemove(ctx.dep, hostToRemove(ctx), { log: ctx.log });
       ctx.setDeployment(r.deployment);
-      return recordOperation(ctx, {
+      const target = recordOperation(ctx, {
         operation: 'scale remove',
         host: r.host,
         seconds: r.seconds,
         phases: r.phases,
       });
+      return { target, observe: observeAll(membershipIs(ctx)) };
     },
     heal: async () => {},
   },
@@ -145,14 +312,29 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
     description:
       'every service restarted host by host under load (`stackha restart all`): drained, restarted, healthy, back',
     holdMs: 1000,
+    queueKinds: true,
     inject: async (ctx) => {
+      const watched = ['mariadb', 'rabbitmq', 'memcached', 'keystone'];
+      const before = await daemonPids(ctx, watched);
       const r = await rollingRestart(ctx.dep, ['all'], { log: ctx.log });
-      return recordOperation(ctx, {
+      const target = recordOperation(ctx, {
         operation: 'restart all',
         host: undefined,
         seconds: r.seconds,
         phases: r.hosts.map((h) => ({ name: `${h.host}: ${h.services.join(', ')}`, seconds: h.seconds })),
       });
+      return {
+        target,
+        observe: async () => {
+          const after = await daemonPids(ctx, watched);
+          const same = [...before].filter(([k, pid]) => after.get(k) === pid).map(([k]) => k);
+          return [
+            same.length === 0
+              ? `all ${before.size} watched daemons have new pids`
+              : `NOT OBSERVED: not restarted: ${same.join(', ')}`,
+          ];
+        },
+      };
     },
     heal: async () => {},
   },
@@ -162,7 +344,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'baseline',
     description: 'no fault: the figures every other scenario is compared with',
-    inject: async () => 'nothing',
+    inject: async () => ({ target: 'nothing' }),
     heal: async () => {},
   },
   {
@@ -170,8 +352,9 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'kill -9 of the Galera node HAProxy sends writes to; restarted by deploy (IST)',
     inject: async (ctx) => {
       const w = await galeraWriter(ctx);
-      await kill(ctx, w, 'mariadb');
-      return `mariadb on ${w}`;
+      const holder = await vipHolder(ctx);
+      const gone = await kill(ctx, w, 'mariadb');
+      return { target: `mariadb on ${w}`, observe: observeAll(gone, writerMoved(ctx, w, [holder])) };
     },
     heal: restartWhatDied,
   },
@@ -182,18 +365,19 @@ export const SCENARIOS: readonly Scenario[] = [
       const w = await galeraWriter(ctx);
       const other = hostsFor(ctx.dep, 'mariadb').find((h) => h.name !== w);
       if (!other) throw new Error('no non-writer Galera node');
-      await kill(ctx, other.name, 'mariadb');
-      return `mariadb on ${other.name}`;
+      const gone = await kill(ctx, other.name, 'mariadb');
+      return { target: `mariadb on ${other.name}`, observe: observeAll(gone) };
     },
     heal: restartWhatDied,
   },
   {
     name: 'rabbitmq-leader-dies',
     description: 'kill -9 of the RabbitMQ node leading the queue under load',
+    queueKinds: true,
     inject: async (ctx) => {
       const leader = await queueLeader(ctx);
-      await kill(ctx, leader, 'rabbitmq');
-      return `rabbitmq on ${leader}`;
+      const gone = await kill(ctx, leader, 'rabbitmq');
+      return { target: `rabbitmq on ${leader}`, observe: observeAll(gone, leaderMoved(ctx, leader)) };
     },
     heal: restartWhatDied,
   },
@@ -202,8 +386,8 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'kill -9 of HAProxy on the host holding the VIP: keepalived moves the VIP',
     inject: async (ctx) => {
       const holder = await vipHolder(ctx);
-      await kill(ctx, holder, 'haproxy');
-      return `haproxy on ${holder}`;
+      const gone = await kill(ctx, holder, 'haproxy');
+      return { target: `haproxy on ${holder}`, observe: observeAll(gone, vipMoved(ctx, holder)) };
     },
     heal: restartWhatDied,
   },
@@ -214,7 +398,10 @@ export const SCENARIOS: readonly Scenario[] = [
       const holder = await vipHolder(ctx);
       await crashHost(ctx.lab, holder);
       crashed.set(ctx.lab.name, holder);
-      return `host ${holder}`;
+      return {
+        target: `host ${holder}`,
+        observe: observeAll(hostDown(ctx, holder, false), vipMoved(ctx, holder)),
+      };
     },
     heal: async (ctx) => {
       const host = crashed.get(ctx.lab.name);
@@ -227,11 +414,15 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'host-partition',
     description: 'the VIP holder is cut off the network for 30 s, then returns',
     holdMs: 30_000,
+    queueKinds: true,
     inject: async (ctx) => {
       const holder = await vipHolder(ctx);
       await setLink(ctx.lab, holder, false);
       crashed.set(ctx.lab.name, holder);
-      return `host ${holder} cut off`;
+      return {
+        target: `host ${holder} cut off`,
+        observe: observeAll(hostDown(ctx, holder, true), vipMoved(ctx, holder)),
+      };
     },
     heal: async (ctx) => {
       const host = crashed.get(ctx.lab.name);
@@ -248,8 +439,8 @@ export const SCENARIOS: readonly Scenario[] = [
     holdMs: 5000,
     inject: async (ctx) => {
       const dbs = hostsFor(ctx.dep, 'mariadb');
-      await Promise.all(dbs.map((h) => kill(ctx, h.name, 'mariadb')));
-      return `mariadb on ${dbs.map((h) => h.name).join(', ')}`;
+      const gone = await Promise.all(dbs.map((h) => kill(ctx, h.name, 'mariadb')));
+      return { target: `mariadb on ${dbs.map((h) => h.name).join(', ')}`, observe: observeAll(...gone) };
     },
     heal: async (ctx) => {
       // Wait until every node is really gone before recovering their positions.
@@ -278,8 +469,11 @@ export const SCENARIOS: readonly Scenario[] = [
       const holder = await vipHolder(ctx);
       const victim = hosts.find((h) => h.name !== holder) ?? hosts[0];
       if (!victim) throw new Error('no Keystone host');
-      await kill(ctx, victim.name, 'keystone');
-      return `keystone on ${victim.name}`;
+      const gone = await kill(ctx, victim.name, 'keystone');
+      return {
+        target: `keystone on ${victim.name}`,
+        observe: observeAll(gone, serverDown(ctx, KEYSTONE_LB_NAME, victim.name)),
+      };
     },
     heal: restartWhatDied,
   },
@@ -292,9 +486,12 @@ export const SCENARIOS: readonly Scenario[] = [
       const other = hostsFor(ctx.dep, 'rabbitmq').find((h) => h.name !== leader);
       if (!other) throw new Error('no non-leader RabbitMQ node');
       const mc = hostsFor(ctx.dep, 'memcached').find((h) => h.name !== other.name) ?? other;
-      await kill(ctx, other.name, 'rabbitmq');
-      await kill(ctx, mc.name, 'memcached');
-      return `rabbitmq on ${other.name}, memcached on ${mc.name}`;
+      const rabbitGone = await kill(ctx, other.name, 'rabbitmq');
+      const mcGone = await kill(ctx, mc.name, 'memcached');
+      return {
+        target: `rabbitmq on ${other.name}, memcached on ${mc.name}`,
+        observe: observeAll(rabbitGone, mcGone),
+      };
     },
     heal: restartWhatDied,
   },

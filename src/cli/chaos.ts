@@ -1,15 +1,28 @@
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { formatOutageTable, formatResults, saveChaosReport, violations } from '../chaos/report.js';
 import {
-  type ChaosContext,
+  formatOutageTable,
+  formatResults,
+  formatTrialsMarkdown,
+  saveChaosReport,
+  summarizeTrials,
+  violations,
+} from '../chaos/report.js';
+import {
   DEFAULT_RUN,
+  QUEUE_KINDS,
+  type QueueKind,
+  type RunOptions,
   type ScenarioResult,
   chaosContext,
+  queueKindOf,
   runScenario,
+  withQueues,
 } from '../chaos/run.js';
 import { SCENARIOS, scenarioByName } from '../chaos/scenarios.js';
 import { deploy } from '../deploy/deploy.js';
-import type { ProfileName } from '../model.js';
+import type { LabState } from '../lab/lab.js';
+import type { Deployment, ProfileName } from '../model.js';
 import { withProfile } from '../tuning.js';
 import type { CliContext } from './common.js';
 
@@ -17,19 +30,83 @@ function log(m: string): void {
   console.log(`${new Date().toISOString().slice(11, 19)} ${m}`);
 }
 
-async function runAll(
-  ctx: ChaosContext,
-  names: readonly string[],
-  holdSeconds?: number,
-): Promise<ScenarioResult[]> {
+/** What a run that could not even start looks like in the report: its error, nothing measured, nothing verified. */
+function failedResult(
+  scenario: string,
+  dep: Deployment,
+  queues: QueueKind,
+  trial: number,
+  err: unknown,
+): ScenarioResult {
+  return {
+    scenario,
+    profile: dep.tuning.profile,
+    queues,
+    trial,
+    runId: '',
+    target: '',
+    startedAt: new Date().toISOString(),
+    faultStartMs: 0,
+    faultSeconds: 0,
+    recoveredSeconds: undefined,
+    workloads: [],
+    evidence: [],
+    sql: { acknowledged: 0, nodes: [], lost: 0, lostIds: [], notVerified: ['(the run did not start)'] },
+    amqp: {
+      confirmed: 0,
+      lost: 0,
+      lostIds: [],
+      duplicates: 0,
+      reconnects: 0,
+      leftInQueue: undefined,
+      notVerified: true,
+    },
+    problemsAfter: [],
+    error: err instanceof Error ? err.message : String(err),
+  };
+}
+
+export interface Plan {
+  readonly profiles: readonly ProfileName[];
+  readonly queues: readonly QueueKind[];
+  readonly names: readonly string[];
+  readonly trials: number;
+  readonly opts: RunOptions;
+}
+
+/**
+ * Runs a plan: per profile and queue kind, deploy it, then the scenarios round after round (trial 1 of each, trial 2
+ * of each, ...), a scenario that does not exercise queues only with the first queue kind. The report is saved after
+ * every run, so a plan that is interrupted or throws still leaves what it measured.
+ */
+async function runPlan(base: Deployment, state: LabState, plan: Plan, reportPath: string) {
   const results: ScenarioResult[] = [];
-  for (const name of names) {
-    const scenario = scenarioByName(name);
-    log(`${name}: ${scenario.description}`);
-    const opts = holdSeconds === undefined ? DEFAULT_RUN : { ...DEFAULT_RUN, holdMs: holdSeconds * 1000 };
-    const r = await runScenario(ctx, scenario, opts);
-    console.log(formatResults([r]));
-    results.push(r);
+  for (const profile of plan.profiles) {
+    for (const [qi, queues] of plan.queues.entries()) {
+      const names = plan.names.filter((n) => qi === 0 || scenarioByName(n).queueKinds === true);
+      if (names.length === 0) continue;
+      const dep = withQueues(withProfile(base, profile), queues);
+      log(`deploying the ${profile} profile with ${queues} queues`);
+      await deploy(dep, { renderer: 'silent' });
+      const ctx = chaosContext(dep, state, log);
+      for (let trial = 1; trial <= plan.trials; trial++) {
+        for (const name of names) {
+          const scenario = scenarioByName(name);
+          log(
+            `${name} [${profile}, ${queues} queues] trial ${trial}/${plan.trials}: ${scenario.description}`,
+          );
+          let r: ScenarioResult;
+          try {
+            r = await runScenario(ctx, scenario, plan.opts, trial);
+          } catch (err) {
+            r = failedResult(name, ctx.dep, queues, trial, err);
+          }
+          console.log(formatResults([r]));
+          results.push(r);
+          saveChaosReport(results, reportPath);
+        }
+      }
+    }
   }
   return results;
 }
@@ -40,65 +117,114 @@ function expand(names: readonly string[]): string[] {
   return [...names];
 }
 
+function parseQueues(v: string | undefined, dep: Deployment): QueueKind[] {
+  if (v === undefined) return [...QUEUE_KINDS];
+  if (v === 'both') return [...QUEUE_KINDS];
+  if (v === 'quorum' || v === 'mirrored') return [v];
+  if (v === 'deployed') return [queueKindOf(dep)];
+  throw new Error('--queues: quorum, mirrored, both or deployed');
+}
+
+function positive(v: string | undefined, what: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${what}: a whole number of 1 or more`);
+  return n;
+}
+
+function runOptions(o: { hold?: string }): RunOptions {
+  return o.hold === undefined
+    ? DEFAULT_RUN
+    : { ...DEFAULT_RUN, holdMs: positive(o.hold, '--hold', 1) * 1000 };
+}
+
+const defaultReport = () => join('reports', `chaos-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+
 export function registerChaos(program: Command, cli: CliContext): void {
   const chaos = program.command('chaos').description('failure scenarios under load, measured (lab only)');
   chaos
     .command('list')
     .description('the scenarios')
     .action(() => {
-      for (const s of SCENARIOS) console.log(`${s.name.padEnd(26)} ${s.description}`);
-    });
-  chaos
-    .command('run [names...]')
-    .description('run scenarios (NAME ... or all) under load and write one report')
-    .option('--profile <name>', 'tuning profile to deploy and measure: stackha or kolla')
-    .option('--hold <seconds>', 'how long each fault stays before healing')
-    .option('--json <file>', 'report path (default reports/chaos-<time>.json)')
-    .action(async (names: string[], o: { profile?: string; hold?: string; json?: string }) => {
-      let dep = cli.deployment();
-      if (o.profile) {
-        if (o.profile !== 'stackha' && o.profile !== 'kolla') throw new Error('--profile: stackha or kolla');
-        dep = withProfile(dep, o.profile as ProfileName);
-      }
-      const state = cli.requireLab();
-      // Deploy first: the profile's settings must be what runs (a no-op when they already are).
-      await deploy(dep, { renderer: 'silent' });
-      const results = await runAll(
-        chaosContext(dep, state, log),
-        expand(names),
-        o.hold ? Number(o.hold) : undefined,
-      );
-      finish(results, o.json);
-    });
-  chaos
-    .command('compare [names...]')
-    .description('run scenarios with the stackha profile, then the kolla profile, in one report')
-    .option('--hold <seconds>', 'how long each fault stays before healing')
-    .option('--json <file>', 'report path')
-    .action(async (names: string[], o: { hold?: string; json?: string }) => {
-      const base = cli.deployment();
-      const state = cli.requireLab();
-      const results: ScenarioResult[] = [];
-      for (const profile of ['stackha', 'kolla'] as const) {
-        const dep = withProfile(base, profile);
-        log(`deploying the ${profile} profile`);
-        await deploy(dep, { renderer: 'silent' });
-        results.push(
-          ...(await runAll(
-            chaosContext(dep, state, log),
-            expand(names),
-            o.hold ? Number(o.hold) : undefined,
-          )),
+      for (const s of SCENARIOS)
+        console.log(
+          `${s.name.padEnd(26)} ${s.description}${s.queueKinds ? ' [quorum and mirrored queues]' : ''}`,
         );
-      }
-      log(`restoring the ${base.tuning.profile} profile`);
-      await deploy(base, { renderer: 'silent' });
-      finish(results, o.json);
     });
+  const common = (c: Command) =>
+    c
+      .option('--trials <n>', 'runs of each scenario; the report gives the median and the worst', '1')
+      .option(
+        '--queues <kind>',
+        'queue kinds for the RabbitMQ scenarios: quorum, mirrored, both (default) or deployed',
+      )
+      .option('--hold <seconds>', 'how long each fault stays before healing')
+      .option('--json <file>', 'report path (default reports/chaos-<time>.json)');
+  common(
+    chaos
+      .command('run [names...]')
+      .description('run scenarios (NAME ... or all) under load and write one report')
+      .option('--profile <name>', 'tuning profile to deploy and measure: stackha or kolla'),
+  ).action(
+    async (
+      names: string[],
+      o: { profile?: string; trials: string; queues?: string; hold?: string; json?: string },
+    ) => {
+      const dep = cli.deployment();
+      if (o.profile !== undefined && o.profile !== 'stackha' && o.profile !== 'kolla')
+        throw new Error('--profile: stackha or kolla');
+      const profile = (o.profile as ProfileName | undefined) ?? dep.tuning.profile;
+      await runAndRestore(
+        dep,
+        cli.requireLab(),
+        {
+          profiles: [profile],
+          queues: parseQueues(o.queues, dep),
+          names: expand(names),
+          trials: positive(o.trials, '--trials', 1),
+          opts: runOptions(o),
+        },
+        o.json,
+      );
+    },
+  );
+  common(
+    chaos
+      .command('compare [names...]')
+      .description('run scenarios with the stackha profile, then the kolla profile, in one report'),
+  ).action(async (names: string[], o: { trials: string; queues?: string; hold?: string; json?: string }) => {
+    const dep = cli.deployment();
+    await runAndRestore(
+      dep,
+      cli.requireLab(),
+      {
+        profiles: ['stackha', 'kolla'],
+        queues: parseQueues(o.queues, dep),
+        names: expand(names),
+        trials: positive(o.trials, '--trials', 1),
+        opts: runOptions(o),
+      },
+      o.json,
+    );
+  });
 }
 
-function finish(results: ScenarioResult[], file?: string): void {
-  const path = saveChaosReport(results, file);
-  console.log(`\n${formatOutageTable(results)}\n\nreport: ${path}`);
+/** Runs the plan, then deploys the profile and queues the inventory says again, whatever happened. */
+async function runAndRestore(base: Deployment, state: LabState, plan: Plan, json?: string): Promise<void> {
+  const path = json ?? defaultReport();
+  let results: ScenarioResult[] = [];
+  try {
+    results = await runPlan(base, state, plan, path);
+  } finally {
+    const found = `${base.tuning.profile} profile with ${queueKindOf(base)} queues`;
+    log(`restoring the ${found}`);
+    await deploy(base, { renderer: 'silent' }).catch((err: unknown) =>
+      log(`could not restore the ${found}: ${err instanceof Error ? err.message : String(err)}`),
+    );
+  }
+  saveChaosReport(results, path);
+  console.log(
+    `\n${formatOutageTable(results)}\n\n${formatTrialsMarkdown(summarizeTrials(results))}\nreport: ${path}`,
+  );
   if (results.some((r) => violations(r).length > 0)) process.exitCode = 4;
 }

@@ -55,6 +55,8 @@ export interface OpRecord {
 }
 
 export interface LoadFinal {
+  /** The run this accounting belongs to (the harness refuses another run's). */
+  readonly runId: string;
   readonly sqlAcked: string[];
   readonly amqpConfirmed: string[];
   /** id -> times received */
@@ -62,6 +64,8 @@ export interface LoadFinal {
   readonly amqpReconnects: number;
   readonly sqlReconnects: number;
   readonly drained: boolean;
+  /** Messages still in the queue after the drain; undefined when the generator could not ask. */
+  readonly amqpLeftInQueue: number | undefined;
 }
 
 const cfg = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as LoadConfig;
@@ -399,8 +403,38 @@ async function setupSql(): Promise<void> {
   }
 }
 
+/** Messages in the queue right now, asked of any broker that answers; undefined when none does. */
+async function queueDepth(): Promise<number | undefined> {
+  try {
+    const { conn } = await amqpConnect(0);
+    try {
+      const ch = await within(5000, conn.createChannel());
+      ch.on('error', () => {});
+      return (await within(5000, ch.checkQueue(cfg.queue))).messageCount;
+    } finally {
+      await closeQuietly(conn);
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/** The run starts with an empty queue: messages an earlier run left behind are not this run's to count. */
+async function purgeQueue(): Promise<void> {
+  const { conn } = await amqpConnect(0);
+  try {
+    const ch = await within(5000, conn.createChannel());
+    ch.on('error', () => {});
+    await within(5000, ch.assertQueue(cfg.queue, { durable: true, arguments: queueArgs() }));
+    await within(5000, ch.purgeQueue(cfg.queue));
+  } finally {
+    await closeQuietly(conn);
+  }
+}
+
 async function main(): Promise<void> {
   await setupSql();
+  await purgeQueue();
   let stopped: () => void = () => {};
   const stopRequested = new Promise<void>((resolve) => {
     stopped = resolve;
@@ -425,12 +459,14 @@ async function main(): Promise<void> {
   // The accounting is written even if the consumer is stuck: what was received so far is what counts.
   await Promise.race([consumer, sleep(cfg.drainMs + 10_000)]);
   const final: LoadFinal = {
+    runId: cfg.runId,
     sqlAcked,
     amqpConfirmed,
     amqpReceived: Object.fromEntries(amqpReceived),
     amqpReconnects,
     sqlReconnects,
     drained: amqpConfirmed.every((id) => amqpReceived.has(id)),
+    amqpLeftInQueue: await queueDepth(),
   };
   await new Promise<void>((resolve) => out.end(() => resolve()));
   writeFileSync(cfg.finalFile, JSON.stringify(final));

@@ -5,7 +5,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseOps } from '../../src/chaos/analyze.js';
 import { formatOutageTable, violations } from '../../src/chaos/report.js';
 import {
   type ChaosContext,
@@ -58,10 +57,7 @@ async function run(name: string): Promise<ScenarioResult> {
   results.push(r);
   operations[name] = lastScaleOperation(LAB);
   // Each failed operation with its time, to line up with the timestamped log above.
-  const ops = parseOps((await lab.client.readFile('/var/lib/stackha/chaos/ops.jsonl')) ?? '');
-  failed[name] = ops
-    .filter((o) => !o.ok)
-    .map((o) => `${new Date(o.t).toISOString().slice(11, 23)} ${o.w} ${o.e ?? ''}`);
+  failed[name] = (r.failedOps ?? []).map((o) => `${new Date(o.t).toISOString().slice(11, 23)} ${o.w} ${o.e}`);
   console.log(`${name}: failed operations:\n  ${failed[name].join('\n  ') || 'none'}`);
   console.log(formatOutageTable([r]));
   console.log(JSON.stringify(operations[name]));
@@ -75,7 +71,13 @@ function expectInvariants(r: ScenarioResult): void {
   expect(r.sql.lostIds).toEqual([]);
   expect(r.amqp.lostIds).toEqual([]);
   expect(r.problemsAfter).toEqual([]);
-  for (const w of r.workloads) expect(w.longestGapMs, w.workload).toBeLessThan(OUTAGE_BOUND_MS);
+  expect(r.sql.notVerified).toEqual([]);
+  expect(r.sql.nodes.length).toBeGreaterThanOrEqual(3);
+  for (const n of r.sql.nodes) expect(n.lost, n.node).toBe(0);
+  expect(r.amqp.notVerified).toBe(false);
+  // The operation really happened, seen independently of the load (membership, new pids).
+  expect(r.evidence.filter((e) => e.startsWith('NOT OBSERVED'))).toEqual([]);
+  for (const w of r.workloads) expect(w.faultGapMs, w.workload).toBeLessThan(OUTAGE_BOUND_MS);
   expect(violations(r, OUTAGE_BOUND_MS)).toEqual([]);
 }
 

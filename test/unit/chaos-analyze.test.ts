@@ -1,6 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { analyze, latencyStats, parseOps, percentile, reconcile } from '../../src/chaos/analyze.js';
-import { formatOutageTable, violations } from '../../src/chaos/report.js';
+import {
+  analyze,
+  latencyStats,
+  parseOps,
+  percentile,
+  reconcile,
+  reconcileNodes,
+  spread,
+  timeline,
+} from '../../src/chaos/analyze.js';
+import {
+  formatOutageTable,
+  formatResults,
+  formatTrialsMarkdown,
+  renderTimelineSvg,
+  summarizeTrials,
+  violations,
+} from '../../src/chaos/report.js';
 import type { ScenarioResult } from '../../src/chaos/run.js';
 import type { OpRecord } from '../../src/probes/load.js';
 
@@ -32,24 +48,59 @@ describe('percentiles', () => {
   });
 });
 
-describe('analyze', () => {
-  it('finds the longest gap without a success, and counts failures inside the fault', () => {
+describe('analyze: outages anchored to the fault', () => {
+  it('reports the longest gap overlapping the fault, the time to the first success after it, and failures in it', () => {
     const ops = steady('sql', 0, 20_000, 20, [10_000, 13_000]);
     const [sql] = analyze(ops, { start: 0, end: 20_000 }, { start: 9_900, end: 15_000 });
     expect(sql?.workload).toBe('sql');
     expect(sql?.ops).toBe(1000);
     expect(sql?.failures).toBe(150);
-    expect(sql?.failuresDuringFault).toBe(150);
+    expect(sql?.failuresInFault).toBe(150);
     // Last success completes at 9980+5, next at 13000+5.
-    expect(sql?.longestGapMs).toBe(13_005 - 9_985);
-    expect(sql?.gapStartAfterFaultMs).toBe(9_985 - 9_900);
+    expect(sql?.faultGapMs).toBe(13_005 - 9_985);
+    expect(sql?.faultGapStartMs).toBe(9_985 - 9_900);
+    // Injected at 9900: the op started at 9880 completes at 9885 (before); 9900 completes at 9905.
+    expect(sql?.firstSuccessAfterFaultMs).toBe(9_905 - 9_900);
+    expect(sql?.recovered).toBe(true);
     expect(sql?.errors).toEqual({ ECONNREFUSED: 150 });
   });
 
-  it('counts a workload that never recovered as out until the end of the window', () => {
+  it('measures each workload from its first success: a slow start is start-up, never the outage', () => {
+    // The generator took 3 s to get its first SQL success; the fault at 10 s caused a 300 ms gap.
+    const ops = [...steady('sql', 3_000, 10_000, 20), ...steady('sql', 10_300, 20_000, 20)];
+    const [sql] = analyze(ops, { start: 0, end: 20_000 }, { start: 10_000, end: 12_000 });
+    expect(sql?.firstSuccessMs).toBe(3_005);
+    expect(sql?.faultGapMs).toBe(10_305 - 9_985);
+    // The steady-state worst gap outside the window is the 20 ms rhythm, not the 3 s start-up.
+    expect(sql?.steadyGapMs).toBe(20);
+  });
+
+  it('keeps steady-state jitter outside the window apart from the fault gap', () => {
+    const ops = [
+      ...steady('mc', 0, 4_000, 20),
+      // A 700 ms hiccup long before the fault.
+      ...steady('mc', 4_700, 10_000, 20),
+      ...steady('mc', 10_250, 20_000, 20),
+    ];
+    const [mc] = analyze(ops, { start: 0, end: 20_000 }, { start: 10_000, end: 11_000 });
+    expect(mc?.steadyGapMs).toBe(4_705 - 3_985);
+    expect(mc?.faultGapMs).toBe(10_255 - 9_985);
+  });
+
+  it('counts a workload that never recovered as out until the end of the load', () => {
     const ops = steady('amqp', 0, 5_000, 20, [3_000, 5_000]);
     const [a] = analyze(ops, { start: 0, end: 8_000 }, { start: 3_000, end: 8_000 });
-    expect(a?.longestGapMs).toBe(8_000 - (2_980 + 5));
+    expect(a?.faultGapMs).toBe(8_000 - (2_980 + 5));
+    expect(a?.recovered).toBe(false);
+    expect(a?.firstSuccessAfterFaultMs).toBeUndefined();
+  });
+
+  it('counts a workload that never succeeded as out for the whole fault window', () => {
+    const ops = steady('tok', 0, 5_000, 100, [0, 5_000]);
+    const [t] = analyze(ops, { start: 0, end: 8_000 }, { start: 2_000, end: 6_000 });
+    expect(t?.firstSuccessMs).toBeUndefined();
+    expect(t?.faultGapMs).toBe(4_000);
+    expect(t?.recovered).toBe(false);
   });
 
   it('separates latencies inside and outside the fault window', () => {
@@ -64,11 +115,58 @@ describe('analyze', () => {
     expect(mc?.failures).toBe(0);
   });
 
-  it('omits workloads with no operations and ignores operations outside the window', () => {
+  it('omits workloads with no operations and ignores operations outside the load window', () => {
     const ops = [...steady('http', -5_000, -1, 100), ...steady('http', 0, 1_000, 100)];
     const stats = analyze(ops, { start: 0, end: 1_000 }, { start: 500, end: 600 });
     expect(stats.map((s) => s.workload)).toEqual(['http']);
     expect(stats[0]?.ops).toBe(10);
+  });
+});
+
+describe('timeline', () => {
+  it('buckets successes and failures by completion time, per workload', () => {
+    const ops = steady('sql', 0, 1_000, 50, [500, 700]);
+    const tl = timeline(ops, { start: 0, end: 1_000 }, 250);
+    expect(tl.bucketMs).toBe(250);
+    // Failures take 1000 ms: those completing after the window's end are left out.
+    expect(tl.workloads.sql).toEqual([
+      [5, 0],
+      [5, 0],
+      [1, 0],
+      [5, 0],
+    ]);
+    expect(tl.workloads.amqp).toBeUndefined();
+  });
+});
+
+describe('spread over trials', () => {
+  it('is the median (lower of two middles) and the worst', () => {
+    expect(spread([300, 100, 200])).toEqual({ median: 200, worst: 300, n: 3 });
+    expect(spread([4, 1, 3, 2])).toEqual({ median: 2, worst: 4, n: 4 });
+    expect(spread([undefined, 5])).toEqual({ median: 5, worst: 5, n: 1 });
+    expect(spread([])).toBeUndefined();
+  });
+});
+
+describe('reconcileNodes', () => {
+  it('reconciles every node on its own; a failed read-back is not verified, never lost', () => {
+    const r = reconcileNodes(
+      ['a', 'b', 'c'],
+      [
+        { node: 'ctl1', ids: new Set(['a', 'b', 'c']) },
+        { node: 'ctl2', ids: new Set(['a', 'c']) },
+        { node: 'ctl3', ids: undefined, error: 'ERROR 2002: cannot connect' },
+      ],
+    );
+    expect(r.acknowledged).toBe(3);
+    expect(r.nodes).toEqual([
+      { node: 'ctl1', present: 3, lost: 0, lostIds: [], error: undefined },
+      { node: 'ctl2', present: 2, lost: 1, lostIds: ['b'], error: undefined },
+      { node: 'ctl3', present: 0, lost: 0, lostIds: [], error: 'ERROR 2002: cannot connect' },
+    ]);
+    expect(r.lost).toBe(1);
+    expect(r.lostIds).toEqual(['b']);
+    expect(r.notVerified).toEqual(['ctl3']);
   });
 });
 
@@ -101,39 +199,106 @@ describe('reconcile', () => {
   });
 });
 
-describe('violations', () => {
+describe('violations and reports', () => {
+  const workloads = analyze(steady('sql', 0, 1_000, 20), { start: 0, end: 1_000 }, { start: 0, end: 1 });
   const base: ScenarioResult = {
     scenario: 's',
     profile: 'stackha',
+    queues: 'quorum',
+    trial: 1,
+    runId: 's-1234',
     target: 't',
     startedAt: '',
+    faultStartMs: 500,
     faultSeconds: 1,
     recoveredSeconds: 2,
-    workloads: analyze(steady('sql', 0, 1_000, 20), { start: 0, end: 1_000 }, { start: 0, end: 1 }),
-    sql: { acknowledged: 10, lost: 0, lostIds: [] },
-    amqp: { confirmed: 10, lost: 0, duplicates: 1, reconnects: 0, lostIds: [] },
+    workloads,
+    evidence: ['mariadb on ctl1 gone (pid 1) 0.1 s after the kill'],
+    sql: {
+      acknowledged: 10,
+      nodes: [{ node: 'ctl1', present: 10, lost: 0, lostIds: [], error: undefined }],
+      lost: 0,
+      lostIds: [],
+      notVerified: [],
+    },
+    amqp: {
+      confirmed: 10,
+      lost: 0,
+      duplicates: 1,
+      reconnects: 0,
+      lostIds: [],
+      leftInQueue: 0,
+      notVerified: false,
+    },
     problemsAfter: [],
+    timeline: timeline(steady('sql', 0, 1_000, 20), { start: 0, end: 1_000 }),
   };
   it('accepts a clean run (duplicates are at-least-once, not a violation)', () => {
     expect(violations(base)).toEqual([]);
     expect(formatOutageTable([base])).toContain('| s ');
+    expect(formatResults([base])).toContain('ctl1 10 present, 0 lost');
   });
-  it('flags loss, a cluster left broken and an outage over the bound', () => {
+  it('flags loss, unverified nodes, a fault not observed, a cluster left broken and an outage over the bound', () => {
     const bad: ScenarioResult = {
       ...base,
-      sql: { acknowledged: 10, lost: 1, lostIds: ['x'] },
+      sql: { ...base.sql, lost: 1, lostIds: ['x'], notVerified: ['ctl3'] },
       amqp: { ...base.amqp, lost: 2 },
+      evidence: ['NOT OBSERVED: writes still go to ctl1 15 s after the fault'],
       problemsAfter: ['galera: ctl2 is not running'],
       workloads: analyze(
         steady('sql', 0, 100_000, 20, [1_000, 90_000]),
         { start: 0, end: 100_000 },
-        { start: 0, end: 1 },
+        { start: 1_000, end: 2_000 },
       ),
     };
     const v = violations(bad).join('\n');
     expect(v).toContain('1 acknowledged SQL rows lost');
+    expect(v).toContain('SQL rows not verified on ctl3');
     expect(v).toContain('2 confirmed messages lost');
+    expect(v).toContain('fault NOT OBSERVED');
     expect(v).toContain('not whole after healing');
     expect(v).toMatch(/sql: outage 89\.\d+ s > 60\.00 s/);
+    expect(violations({ ...base, amqp: { ...base.amqp, notVerified: true } })).toEqual([
+      'AMQP messages not verified (no accounting from the load generator)',
+    ]);
+  });
+  it('summarizes trials with median and worst, both profiles side by side with their ratio', () => {
+    const run = (profile: string, trial: number, gapMs: number): ScenarioResult => ({
+      ...base,
+      profile,
+      trial,
+      workloads: analyze(
+        [...steady('sql', 0, 10_000, 20), ...steady('sql', 10_000 + gapMs, 20_000, 20)],
+        { start: 0, end: 20_000 },
+        { start: 10_000, end: 12_000 },
+      ),
+    });
+    const results = [
+      run('stackha', 1, 1_000),
+      run('stackha', 2, 3_000),
+      run('stackha', 3, 2_000),
+      run('kolla', 1, 8_000),
+      run('kolla', 2, 6_000),
+    ];
+    const summaries = summarizeTrials(results);
+    expect(summaries.map((x) => [x.profile, x.trials])).toEqual([
+      ['stackha', 3],
+      ['kolla', 2],
+    ]);
+    const sqlA = summaries[0]?.workloads.find((w) => w.workload === 'sql');
+    expect(sqlA?.outageMs).toEqual({ median: 2_020, worst: 3_020, n: 3 });
+    const md = formatTrialsMarkdown(summaries);
+    expect(md).toContain('### s (quorum queues; trials: stackha 3, kolla 2)');
+    // kolla's median 6.02 s over stackha's 2.02 s.
+    expect(md).toMatch(
+      /\| SQL write +\| 2\.02 \(3\.02\) +\| 0 \(0\) +\| 6\.02 \(8\.02\) +\| 0 \(0\) +\| 3\.0x/,
+    );
+  });
+  it('draws a timeline: one row per workload, the fault window shaded', () => {
+    const svg = renderTimelineSvg(base);
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('SQL write');
+    expect(svg).toContain('>fault<');
+    expect(svg).toContain('#2e7d32');
   });
 });
