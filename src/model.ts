@@ -55,6 +55,13 @@ export interface Tuning {
     readonly vrrpVersion: 2 | 3;
     /** Priority of the first, second, ... loadbalancer host. */
     readonly priorities: (count: number) => number[];
+    /** The track script that asks the local HAProxy: interval (s, at least 1) and results to fail / rise. */
+    readonly trackScript: { readonly intervalSec: number; readonly fall: number; readonly rise: number };
+    /**
+     * A watcher that notices HAProxy leaving within ~0.1 s and tells keepalived through a track file (inotify), so
+     * the VIP moves without waiting for the track script's next run.
+     */
+    readonly watchHaproxy: boolean;
   };
   readonly galera: {
     /** gcomm evs.* timeouts (ISO 8601 durations), or undefined for Galera's defaults. */
@@ -63,6 +70,13 @@ export interface Tuning {
     readonly evsInstallTimeout: string | undefined;
     /** Must stay under a third of the suspect timeout. */
     readonly evsKeepalivePeriod: string | undefined;
+    /** How often a node checks its peers for silence (the suspect timeout is only as precise as this). */
+    readonly evsInactiveCheckPeriod: string | undefined;
+    /**
+     * The health agent tells the surviving nodes to evict a node whose mariadbd is certainly dead (process gone),
+     * instead of every commit stalling until the suspect timeout (src/agents/galera-health.ts).
+     */
+    readonly evictDeadNodes: boolean;
   };
   readonly rabbitmq: {
     readonly netTicktimeSec: number;

@@ -35,17 +35,27 @@ const PROFILES: Record<ProfileName, Tuning> = {
       // A killed backend is caught by the passive check below (its refused requests are retried elsewhere); the
       // active checks are for silent ones, and wait up to 5 s for a busy Keystone's answer before calling it dead.
       api: { interMs: 500, fastinterMs: 200, downinterMs: 500, rise: 2, fall: 3, timeoutMs: 5000 },
-      connectTimeoutMs: 1000,
+      connectTimeoutMs: 500,
       shutdownSessionsOnDown: true,
       // Two in a row: one dropped SYN on a busy machine is not a dead server.
       markDownAfterConnectionErrors: 2,
     },
-    keepalived: { advertIntSec: 0.2, vrrpVersion: 3, priorities: spreadPriorities },
+    keepalived: {
+      advertIntSec: 0.2,
+      vrrpVersion: 3,
+      priorities: spreadPriorities,
+      trackScript: { intervalSec: 1, fall: 1, rise: 2 },
+      watchHaproxy: true,
+    },
     galera: {
-      evsInactiveTimeout: 'PT4S',
-      evsSuspectTimeout: 'PT2S',
-      evsInstallTimeout: 'PT4S',
-      evsKeepalivePeriod: 'PT0.5S',
+      // A silent peer (power loss, partition) is suspected after 1 s without a word, checked every 0.25 s; a dead
+      // mariadbd on a live host is evicted by its health agent at once.
+      evsInactiveTimeout: 'PT3S',
+      evsSuspectTimeout: 'PT1S',
+      evsInstallTimeout: 'PT3S',
+      evsKeepalivePeriod: 'PT0.25S',
+      evsInactiveCheckPeriod: 'PT0.25S',
+      evictDeadNodes: true,
     },
     rabbitmq: { netTicktimeSec: 10 },
   },
@@ -74,12 +84,21 @@ const PROFILES: Record<ProfileName, Tuning> = {
       shutdownSessionsOnDown: false,
       markDownAfterConnectionErrors: undefined,
     },
-    keepalived: { advertIntSec: 1, vrrpVersion: 2, priorities: adjacentPriorities },
+    // keepalived.conf.j2: check_alive with interval 2, fall 2, rise 10.
+    keepalived: {
+      advertIntSec: 1,
+      vrrpVersion: 2,
+      priorities: adjacentPriorities,
+      trackScript: { intervalSec: 2, fall: 2, rise: 10 },
+      watchHaproxy: false,
+    },
     galera: {
       evsInactiveTimeout: undefined,
       evsSuspectTimeout: undefined,
       evsInstallTimeout: undefined,
       evsKeepalivePeriod: undefined,
+      evsInactiveCheckPeriod: undefined,
+      evictDeadNodes: false,
     },
     rabbitmq: { netTicktimeSec: 60 },
   },

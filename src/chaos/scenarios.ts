@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lbStates } from '../deploy/drain.js';
+import { isAlive } from '../hosts/proc.js';
 import { addHostToMultinode } from '../inventory/lab-inventory.js';
 import { CONFIG_FILES, loadDeployment } from '../inventory/load.js';
 import { crashHost, hostNs, labAddHost, namespacePids, powerOnHost, setLink } from '../lab/lab.js';
@@ -145,7 +146,12 @@ async function answers(ctx: ChaosContext, address: string): Promise<boolean> {
 /** Observes that a host's namespace has no process left (or keeps them, when cut off) and that it does not answer. */
 function hostDown(ctx: ChaosContext, host: string, expectProcesses: boolean): () => Promise<string> {
   return async () => {
-    const left = (await namespacePids(hostNs(ctx.lab.name, host))).length;
+    // Killed processes linger a moment (this machine's init reaps late): count the live ones, give them 5 s.
+    const live = async () =>
+      (await namespacePids(hostNs(ctx.lab.name, host))).filter((p) => isAlive(p)).length;
+    const left = expectProcesses
+      ? await live()
+      : ((await within(5000, async () => ((await live()) === 0 ? 0 : undefined))) ?? (await live()));
     const reachable = await answers(ctx, ctx.host(host).address);
     const parts = [
       expectProcesses

@@ -141,7 +141,7 @@ function wanted(rc: Rc, service: Restartable, t: RenderTarget): Applied {
     case 'mariadb':
       return galeraWantedState(dep, t);
     case 'galera-health':
-      return wantedState(service, renderGaleraHealth(t, galeraHealthAgent()));
+      return wantedState(service, renderGaleraHealth(dep, t, galeraHealthAgent()));
     case 'rabbitmq':
       return rabbitNodeState(renderRabbitmq(dep, t));
     case 'probe-api':
@@ -210,7 +210,7 @@ async function restartBackend(rc: Rc, service: Restartable, spec: HostSpec): Pro
       break;
     }
     case 'galera-health':
-      await restartDaemon(host, renderGaleraHealth(t, galeraHealthAgent()));
+      await restartDaemon(host, renderGaleraHealth(rc.dep, t, galeraHealthAgent()));
       await waitFor(
         `Galera health endpoint on ${spec.name}`,
         async () => ((await galeraHealthy(host)) ? true : undefined),

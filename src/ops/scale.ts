@@ -139,6 +139,7 @@ export const HOST_DAEMONS: readonly { name: string; signal?: NodeJS.Signals; tim
   { name: 'keystone', signal: UWSGI_STOP_SIGNAL, timeoutMs: 20_000 },
   { name: 'probe-api', timeoutMs: 20_000 },
   { name: 'keepalived', timeoutMs: 20_000 },
+  { name: 'haproxy-watch', timeoutMs: 20_000 },
   { name: 'rabbitmq', timeoutMs: 60_000 },
   { name: 'mariadb', timeoutMs: 120_000 },
   { name: 'galera-health', timeoutMs: 20_000 },

@@ -365,6 +365,7 @@ function providerOptions(dep: Deployment, host: HostSpec): string {
   if (g.evsSuspectTimeout) opts.push(`evs.suspect_timeout=${g.evsSuspectTimeout}`);
   if (g.evsInactiveTimeout) opts.push(`evs.inactive_timeout=${g.evsInactiveTimeout}`);
   if (g.evsInstallTimeout) opts.push(`evs.install_timeout=${g.evsInstallTimeout}`);
+  if (g.evsInactiveCheckPeriod) opts.push(`evs.inactive_check_period=${g.evsInactiveCheckPeriod}`);
   return opts.join('; ');
 }
 
@@ -481,15 +482,32 @@ export function renderGalera(dep: Deployment, t: RenderTarget): ServiceUnit {
   };
 }
 
-/** The health endpoint's daemon. `agent` is the command that runs dist/agents/galera-health.js. */
-export function renderGaleraHealth(t: RenderTarget, agent: readonly string[]): ServiceUnit {
+export const GALERA_HEALTH_CONFIG = '/etc/stackha/galera-health.json';
+
+/**
+ * The health endpoint and death watch (dist/agents/galera-health.js; `agent` is the command that runs it): its config
+ * names the local socket and pid file, and the peers to tell when the local node dies (with the root password, so
+ * the file is root's alone). A changed config is re-read on SIGHUP.
+ */
+export function renderGaleraHealth(dep: Deployment, t: RenderTarget, agent: readonly string[]): ServiceUnit {
+  const config = {
+    socket: `${t.root}/run/mysqld/mysqld.sock`,
+    pidFile: `${t.root}/run/mysqld/mysqld.pid`,
+    peers: hostsFor(dep, 'mariadb')
+      .filter((h) => h.name !== t.host.name)
+      .map((h) => h.address),
+    port: MARIADB_PORT,
+    evict: dep.tuning.galera.evictDeadNodes,
+    user: 'root',
+    password: dep.passwords.database_password ?? '',
+  };
   return {
-    files: [],
+    files: [{ path: GALERA_HEALTH_CONFIG, content: `${JSON.stringify(config, null, 2)}\n`, mode: 0o600 }],
     dirs: [],
     daemons: [
       {
         name: 'galera-health',
-        argv: [...agent, `${t.host.address}:${GALERA_HEALTH_PORT}`, `${t.root}${MY_CNF}`],
+        argv: [...agent, `${t.host.address}:${GALERA_HEALTH_PORT}`, `${t.root}${GALERA_HEALTH_CONFIG}`],
         logFile: '/var/log/stackha/galera-health.log',
       },
     ],
@@ -769,7 +787,9 @@ export function deployGaleraHealth(ctx: DeployContext, agent: readonly string[])
   return deploySimpleService(ctx, {
     service: 'galera-health',
     hosts: hostsFor(ctx.dep, 'mariadb'),
-    render: (t) => renderGaleraHealth(t, agent),
+    render: (t) => renderGaleraHealth(ctx.dep, t, agent),
+    // The peer list changes with the cluster: re-read in place (a restart would take the node out of HAProxy).
+    reloadSignal: 'SIGHUP',
     waitReady: async (host) => {
       await waitFor(
         `Galera health endpoint on ${host.name}`,

@@ -1,6 +1,7 @@
 import type { Host } from '../hosts/host.js';
 import type { Deployment } from '../model.js';
 import { hostsFor } from '../topology.js';
+import { builtScript } from '../util/paths.js';
 import { waitFor } from '../util/wait.js';
 import { HAPROXY_STATS_PORT } from './haproxy.js';
 import { deploySimpleService } from './simple.js';
@@ -9,6 +10,8 @@ import { hostOf } from './types.js';
 
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf';
 const CHECK_SCRIPT = '/etc/keepalived/check_haproxy.sh';
+/** 0 while the local HAProxy accepts connections, 1 once it refuses them (written by the watcher). */
+export const HAPROXY_TRACK_FILE = '/run/keepalived/haproxy-alive';
 
 export function renderKeepalivedConf(dep: Deployment, t: RenderTarget): string {
   const g = dep.globals;
@@ -29,12 +32,24 @@ export function renderKeepalivedConf(dep: Deployment, t: RenderTarget): string {
     // A TCP connect to the local HAProxy: track_process does not work inside a network namespace.
     'vrrp_script check_haproxy {',
     `  script "${t.root}${CHECK_SCRIPT}"`,
-    '  interval 1',
+    `  interval ${k.trackScript.intervalSec}`,
     '  timeout 1',
-    '  fall 1',
-    '  rise 2',
+    `  fall ${k.trackScript.fall}`,
+    `  rise ${k.trackScript.rise}`,
     '}',
     '',
+    ...(k.watchHaproxy
+      ? [
+          // Written by the HAProxy watcher (dist/agents/haproxy-watch.js); keepalived reads it on every change.
+          'track_file haproxy_alive {',
+          `  file "${t.root}${HAPROXY_TRACK_FILE}"`,
+          '  weight 0',
+          // Created as "up" if the watcher has not written it yet; it corrects that within 0.1 s.
+          '  init_file',
+          '}',
+          '',
+        ]
+      : []),
     `vrrp_instance kolla_internal_vip_${g.keepalivedVirtualRouterId} {`,
     // All BACKUP + nopreempt: a returning host does not take the VIP back and cause a second interruption.
     '  state BACKUP',
@@ -66,9 +81,9 @@ export function renderKeepalivedConf(dep: Deployment, t: RenderTarget): string {
     '  track_script {',
     '    check_haproxy',
     '  }',
-    '}',
-    '',
   );
+  if (k.watchHaproxy) lines.push('  track_file {', '    haproxy_alive weight 0', '  }');
+  lines.push('}', '');
   return lines.join('\n');
 }
 
@@ -79,8 +94,21 @@ exec 3<>/dev/tcp/${t.host.address}/${HAPROXY_STATS_PORT}
 `;
 }
 
-export function renderKeepalived(dep: Deployment, t: RenderTarget): ServiceUnit {
+export function renderKeepalived(
+  dep: Deployment,
+  t: RenderTarget,
+  watcher: readonly string[] = haproxyWatchAgent(),
+): ServiceUnit {
   const r = t.root;
+  const watch = dep.tuning.keepalived.watchHaproxy
+    ? [
+        {
+          name: 'haproxy-watch',
+          argv: [...watcher, `${t.host.address}:${HAPROXY_STATS_PORT}`, `${r}${HAPROXY_TRACK_FILE}`],
+          logFile: '/var/log/keepalived/haproxy-watch.log',
+        },
+      ]
+    : [];
   return {
     files: [
       { path: KEEPALIVED_CONF, content: renderKeepalivedConf(dep, t), mode: 0o600 },
@@ -88,6 +116,8 @@ export function renderKeepalived(dep: Deployment, t: RenderTarget): ServiceUnit 
     ],
     dirs: [{ path: '/run/keepalived', mode: 0o755 }],
     daemons: [
+      // The watcher first: keepalived finds its track file written when it starts.
+      ...watch,
       {
         name: 'keepalived',
         argv: [
@@ -107,6 +137,11 @@ export function renderKeepalived(dep: Deployment, t: RenderTarget): ServiceUnit 
       },
     ],
   };
+}
+
+/** The command that runs the HAProxy watcher on a host (this installation's node and script). */
+export function haproxyWatchAgent(): string[] {
+  return [process.execPath, builtScript('agents/haproxy-watch.js')];
 }
 
 /** Removes the VIP from a host where no keepalived runs any more (a crashed one leaves it behind). */
@@ -146,6 +181,7 @@ export async function deployKeepalived(ctx: DeployContext): Promise<ServiceResul
     hosts: hostsFor(dep, 'keepalived'),
     render: (t) => renderKeepalived(dep, t),
     reloadSignal: 'SIGHUP',
+    reloads: (d) => d === 'keepalived',
     // A crashed keepalived leaves the VIP behind: two hosts would answer for it.
     beforeStart: (host) => releaseVip(host, dep),
     waitReady: async () => {},

@@ -10,6 +10,11 @@ export interface SimpleServiceOptions {
   readonly render: (t: RenderTarget) => ServiceUnit;
   /** How a running daemon takes a changed config: a signal to reload it in place, or a restart. */
   readonly reloadSignal?: NodeJS.Signals;
+  /**
+   * The daemons the reload signal is for (default: all). A helper with no config of its own (keepalived's HAProxy
+   * watcher) is left alone by a reload, and restarted only when its own command line changes.
+   */
+  readonly reloads?: (daemon: string) => boolean;
   /** Runs before a daemon is (re)started, e.g. to clear state a crash left behind. */
   readonly beforeStart?: (host: Host, spec: HostSpec) => Promise<void>;
   /** Resolves when the service answers on the host; every implementation bounds its own wait. */
@@ -56,6 +61,7 @@ export async function deploySimpleService(
         outcome = 'started';
       } else if (configDue || daemonDue) {
         if (opts.reloadSignal && !daemonDue) {
+          if (opts.reloads && !opts.reloads(d.name)) continue;
           await host.signalDaemon(d.name, opts.reloadSignal);
           outcome = 'reloaded';
         } else {

@@ -68,7 +68,7 @@ function unitsOf(dep: Deployment, t: RenderTarget): Record<string, ServiceUnit> 
   return {
     memcached: renderMemcached(dep, t),
     mariadb: renderGalera(dep, t),
-    'galera-health': renderGaleraHealth(t, AGENT),
+    'galera-health': renderGaleraHealth(dep, t, AGENT),
     rabbitmq: renderRabbitmq(dep, t),
     haproxy: renderHaproxy(dep, t, infraLoadBalancedServices(dep)),
     keepalived: renderKeepalived(dep, t),
@@ -126,11 +126,11 @@ describe('golden files', () => {
       expectGolden('mariadb/unit.lab-ctl1.json', manifest(renderGalera(stackha, at(stackha, 'ctl1'))));
       expectGolden(
         'mariadb/galera-health.lab-ctl1.json',
-        json(renderGaleraHealth(at(stackha, 'ctl1'), AGENT)),
+        json(renderGaleraHealth(stackha, at(stackha, 'ctl1'), AGENT)),
       );
       expectGolden(
         'mariadb/galera-health.host-ctl1.json',
-        json(renderGaleraHealth(at(stackha, 'ctl1', true), AGENT)),
+        json(renderGaleraHealth(stackha, at(stackha, 'ctl1', true), AGENT)),
       );
     });
   });
