@@ -149,6 +149,7 @@ describe('generatePasswords', () => {
         passwords: readFileSync(file, 'utf8'),
       },
       dir,
+      { allowSingle: true },
     );
     expect(Object.keys(dep.passwords).sort()).toEqual([...PASSWORD_KEYS].sort());
     expect(existsSync(file)).toBe(true);

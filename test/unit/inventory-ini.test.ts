@@ -151,11 +151,23 @@ describe('parseIniInventory: semantics', () => {
     });
   });
 
-  it('accepts a host that appears twice on different lines, later values winning', () => {
-    const inv = parse('[a]\nh1 v=1\n[b]\nh1 v=2 w=3\n');
+  it('merges a host that appears twice on different lines when its variables agree', () => {
+    const inv = parse('[a]\nh1 v=1\n[b]\nh1 v=1 w=3\n');
     expect(inv.issues).toEqual([]);
-    expect(inv.hosts.get('h1')?.vars).toEqual({ v: '2', w: '3' });
+    expect(inv.hosts.get('h1')?.vars).toEqual({ v: '1', w: '3' });
     expect(inv.hosts.get('h1')?.line).toBe(2);
+  });
+
+  it('refuses a host line repeated with a different value, printing only values that are not secrets', () => {
+    const inv = parse(
+      '[a]\nh1 ansible_host=10.0.0.1 ansible_become_password=TOPSECRET1\n[b]\nh1 ansible_host=10.0.0.2 ansible_become_password=TOPSECRET2\n',
+    );
+    expect(inv.issues.map(formatIssue)).toEqual([
+      "multinode:4 h1: ansible_host=10.0.0.2 here, but ansible_host=10.0.0.1 on line 2: a host's variables must agree on every line that names it",
+      "multinode:4 h1: ansible_become_password here differs from ansible_become_password on line 2: a host's variables must agree on every line that names it (the values are not printed)",
+    ]);
+    // The first value stays; nothing silently wins.
+    expect(inv.hosts.get('h1')?.vars.ansible_host).toBe('10.0.0.1');
   });
 
   it('accepts the same variable twice on one line when the values agree', () => {
