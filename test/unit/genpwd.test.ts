@@ -33,7 +33,14 @@ const read = (): Record<string, unknown> => parse(readFileSync(file, 'utf8')) as
 describe('generatePasswords', () => {
   it('creates a passwords.yml with every key, mode 0600', () => {
     const r = generatePasswords(file);
-    expect(r).toEqual({ created: [...PASSWORD_KEYS], kept: 0 });
+    expect(r).toEqual({
+      file,
+      created: [...PASSWORD_KEYS],
+      kept: 0,
+      left: [],
+      otherEmpty: 0,
+      modeWas: undefined,
+    });
     expect(mode(file)).toBe(0o600);
     const values = read();
     expect(Object.keys(values)).toEqual([...PASSWORD_KEYS]);
@@ -78,6 +85,10 @@ describe('generatePasswords', () => {
       'keystone_database_password',
     ]);
     expect(r.kept).toBe(3);
+    // ceph_cluster_fsid is kolla's: left for --all; nova_ssh_key is an SSH key pair, left alone.
+    expect(r.otherEmpty).toBe(1);
+    expect(r.left).toEqual(['nova_ssh_key']);
+    expect(r.modeWas).toBe(0o644);
     expect(mode(file)).toBe(0o600);
 
     const text = readFileSync(file, 'utf8');
@@ -98,7 +109,11 @@ describe('generatePasswords', () => {
     for (const key of r.created) expect(values[key]).toMatch(/^[A-Za-z0-9]{32}$/);
 
     // A second run changes nothing.
-    expect(generatePasswords(file)).toEqual({ created: [], kept: PASSWORD_KEYS.length });
+    expect(generatePasswords(file)).toMatchObject({
+      created: [],
+      kept: PASSWORD_KEYS.length,
+      modeWas: undefined,
+    });
     expect(readFileSync(file, 'utf8')).toBe(text);
   });
 
