@@ -376,10 +376,11 @@ export function tokenize(line: string): { tokens: string[]; error?: string } {
 export function expandHostPattern(pattern: string): { names: string[] } | { error: string } {
   if (!pattern.includes('[') && !pattern.includes(']')) return { names: [pattern] };
   const m = /^([^[\]]*)\[([^[\]]*)\](.*)$/.exec(pattern);
-  if (!m) return { error: `unbalanced brackets in host range ${printable(pattern)}` };
+  if (!m) return { error: 'unbalanced brackets in the host range on this line' };
   const head = m[1] ?? '';
   const spec = m[2] ?? '';
-  const shown = printable(spec, 30);
+  // Only range syntax is quoted: the pattern may be a misplaced secret.
+  const shown = /^[A-Za-z0-9:]{0,30}$/.test(spec) ? spec : '…';
   const tail = m[3] ?? '';
   const parts = spec.split(':');
   if (parts.length < 2 || parts.length > 3) {
@@ -420,7 +421,7 @@ export function expandHostPattern(pattern: string): { names: string[] } | { erro
   const rest = expandHostPattern(tail);
   if ('error' in rest) return rest;
   if (items.length * rest.names.length > MAX_EXPANSION)
-    return { error: `host range ${printable(pattern)} is too large` };
+    return { error: 'the host range on this line is too large' };
   const names: string[] = [];
   for (const item of items) for (const suffix of rest.names) names.push(`${head}${item}${suffix}`);
   return { names };

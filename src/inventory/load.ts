@@ -232,7 +232,11 @@ function assemble(
       passwords: passwords ?? {},
       tuning: tuningFor(globals.value.profile),
     };
-    checkTopology(inventory, deployment, globals, opts.allowSingle === true || globals.allowSingle, report);
+    // An inventory that could not be read at all (a YAML one, a broken header) has its issues: nothing more to add.
+    const unread = inventory.hosts.size === 0 && inventory.issues.length > 0;
+    if (!unread) {
+      checkTopology(inventory, deployment, globals, opts.allowSingle === true || globals.allowSingle, report);
+    }
   }
 
   const { issues, warnings } = report;
@@ -631,6 +635,8 @@ function checkAddresses(
   // keepalived can hold the VIP only on a host of its subnet (VRRP stays on the segment).
   const lbRule = SAFE_SIZES.find((r) => r.service === 'haproxy')!;
   const lbs = hostsOfRule(dep, lbRule).filter(hasAddress);
+  // A host already refused as a load balancer outside the VIP's subnet is not refused a second time below.
+  const flagged = new Set<string>();
   if (vip !== '' && lbs.length > 0) {
     const inside = lbs.filter((h) => sameSubnet(h.address, vip, prefix));
     if (inside.length === 0) {
@@ -644,6 +650,7 @@ function checkAddresses(
       });
     } else {
       for (const h of lbs.filter((x) => !inside.includes(x))) {
+        flagged.add(h.name);
         report.issues.push({
           file,
           line: lineOf(h),
@@ -672,7 +679,7 @@ function checkAddresses(
     const [subnet, others] = [...bySubnet].reduce((best, next) =>
       next[1].length > best[1].length ? next : best,
     );
-    for (const h of members.filter((m) => !others.includes(m))) {
+    for (const h of members.filter((m) => !others.includes(m) && !flagged.has(m.name))) {
       const o = outliers.get(h) ?? { services: [], subnet, others };
       o.services.push(service);
       outliers.set(h, o);

@@ -268,6 +268,8 @@ export async function scaleRemove(
       passwords: readFileSync(join(dep.configDir, CONFIG_FILES.passwords), 'utf8'),
     },
     dep.configDir,
+    // Only whether the host is gone is asked here; removalCheck has applied the size rule.
+    { allowSingle: true },
   );
   if (reread.hosts.some((h) => h.name === name))
     throw new ScaleRefused(

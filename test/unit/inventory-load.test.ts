@@ -1,8 +1,8 @@
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type InputIssue, InventoryError, formatIssue } from '../../src/inventory/errors.js';
+import { ConfigPathError, type InputIssue, InventoryError, formatIssue } from '../../src/inventory/errors.js';
 import { type ConfigTexts, buildDeployment, isIPv4, loadDeployment } from '../../src/inventory/load.js';
 import { PASSWORD_KEYS } from '../../src/model.js';
 import { defaultSettings } from '../../src/settings.js';
@@ -489,6 +489,40 @@ describe('loadDeployment', () => {
         `passwords.yml: mode 0644, must be 0600: run chmod 600 ${join(d, 'passwords.yml')} (stackha genpwd also sets 0600)`,
       ]);
     }
+  });
+
+  it('names a config dir that cannot be used in one line, with the fix', () => {
+    const d = copyFixture(0o600);
+    const asFile = join(d, 'multinode');
+    expect(() => loadDeployment(asFile)).toThrowError(
+      new ConfigPathError(
+        `config dir ${asFile} is a file, not a directory: pass the directory that holds multinode, globals.yml and passwords.yml`,
+      ),
+    );
+    expect(() => loadDeployment(join(d, 'nope'))).toThrowError(
+      `config dir ${join(d, 'nope')} does not exist: create it with multinode, globals.yml and passwords.yml (stackha lab up writes a lab's), or pass -c DIR`,
+    );
+    expect(() => loadDeployment(join(asFile, 'x'))).toThrowError(
+      `config dir ${join(asFile, 'x')}: a part of the path is a file, not a directory; pass the directory that holds multinode, globals.yml and passwords.yml`,
+    );
+    expect(() => loadDeployment('')).toThrowError(
+      'the config dir is empty: pass -c DIR, the directory that holds multinode, globals.yml and passwords.yml',
+    );
+    try {
+      loadDeployment(asFile);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigPathError);
+      expect((err as Error).message).not.toMatch(/ENOTDIR|EISDIR|ENOENT/);
+    }
+  });
+
+  it('says which file is a directory', () => {
+    const d = copyFixture(0o600);
+    rmSync(join(d, 'globals.yml'));
+    mkdirSync(join(d, 'globals.yml'));
+    expect(() => loadDeployment(d)).toThrowError(
+      new RegExp(`^globals\\.yml: cannot read ${join(d, 'globals.yml')}: it is a directory, not a file$`),
+    );
   });
 
   it('points to genpwd when passwords.yml is missing', () => {
