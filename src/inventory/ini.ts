@@ -184,11 +184,22 @@ export function parseIniInventory(text: string, file: string): IniInventory {
       case 'vars': {
         const eq = line.indexOf('=');
         const key = eq > 0 ? line.slice(0, eq).trim() : '';
+        const valid = key !== '' && VAR_NAME.test(key);
+        if (!valid && before?.secretKey !== undefined) {
+          // Likely the rest of a secret the line before ends with: not a word of it is printed.
+          issue(
+            lineNo,
+            section.group,
+            `this line looks like the rest of ${before.secretKey} on line ${before.line}, wrapped: join it to line ${before.line} ` +
+              '(the line is not printed: it may be a secret)',
+          );
+          return;
+        }
         if (key === '') {
           issue(lineNo, section.group, `key=value expected in [${section.group}:vars]`);
           return;
         }
-        if (!VAR_NAME.test(key)) {
+        if (!valid) {
           issue(
             lineNo,
             section.group,
@@ -196,7 +207,9 @@ export function parseIniInventory(text: string, file: string): IniInventory {
           );
           return;
         }
-        group(section.group).vars.set(key, { value: unquote(line.slice(eq + 1).trim()), line: lineNo });
+        const value = unquote(line.slice(eq + 1).trim());
+        group(section.group).vars.set(key, { value, line: lineNo });
+        previous = { line: lineNo, secretKey: value === '' || SECRET_NAME.test(key) ? key : undefined };
         return;
       }
     }

@@ -268,6 +268,8 @@ function hostsOf(inventory: IniInventory, globals: ParsedGlobals | undefined, re
   const file = CONFIG_FILES.multinode;
   const byAddress = new Map<string, IniHost>();
   const hosts: HostSpec[] = [];
+  // A [group:vars] line applies to every host of the group: its problem is reported once, not once per host.
+  const reportedLines = new Set<string>();
   if (inventory.hosts.size === 0 && inventory.issues.length === 0) {
     report.issues.push({ file, line: undefined, field: '', message: 'no hosts' });
   }
@@ -277,9 +279,10 @@ function hostsOf(inventory: IniInventory, globals: ParsedGlobals | undefined, re
     const wrapHint = host.wrappedAfter
       ? ` (if this line is the rest of ${host.wrappedAfter.key} on line ${host.wrappedAfter.line}, wrapped, join the two lines)`
       : '';
-    const issue = (line: number, message: string): void => {
+    const hostIssue = (line: number, message: string): void => {
       report.issues.push({ file, line, field: hostFieldOf(host), message: `${message}${wrapHint}` });
     };
+    const issue = hostIssue;
     if (!host.wrappedAfter && !HOST_NAME.test(host.name)) {
       issue(
         host.line,
@@ -320,6 +323,12 @@ function hostsOf(inventory: IniInventory, globals: ParsedGlobals | undefined, re
       const value = host.vars[key];
       if (value === undefined) return undefined;
       const line = host.varLines[key] ?? host.line;
+      const once = `${key}:${line}`;
+      const first = !reportedLines.has(once);
+      reportedLines.add(once);
+      const issue = (l: number, message: string): void => {
+        if (first) hostIssue(l, message);
+      };
       if (TEMPLATE.test(value)) {
         issue(line, `${key}: ${TEMPLATE_RULE}`);
         return undefined;
@@ -331,6 +340,7 @@ function hostsOf(inventory: IniInventory, globals: ParsedGlobals | undefined, re
       const globalLine = globals?.lineOf(key);
       if (globals?.sets(key) && globals.raw[key] !== value) {
         // kolla-ansible passes globals.yml as extra vars, the highest precedence: it wins over the inventory.
+        if (!first) return undefined;
         report.warnings.push({
           file,
           line,
@@ -424,18 +434,16 @@ function checkTopology(
     return h ? hostLabel(h) : printable(name);
   };
 
+  // Every host is left out only when every host is ansible_connection=local.
   if (inventory.hosts.size > 0 && dep.hosts.length === 0) {
-    const allLocal = [...inventory.hosts.values()].every((h) => h.vars.ansible_connection === 'local');
-    if (allLocal) {
-      report.issues.push({
-        file,
-        line: undefined,
-        field: '',
-        message:
-          "no target hosts: every host is ansible_connection=local, the machine stackha runs on (kolla-ansible's all-in-one); " +
-          'stackha deploys only to hosts it reaches by address: list them with ansible_host=ADDRESS, at least 3 for high availability',
-      });
-    }
+    report.issues.push({
+      file,
+      line: undefined,
+      field: '',
+      message:
+        "no target hosts: every host is ansible_connection=local, the machine stackha runs on (kolla-ansible's all-in-one); " +
+        'stackha deploys only to hosts it reaches by address: list them with ansible_host=ADDRESS, at least 3 for high availability',
+    });
     return;
   }
 
@@ -498,7 +506,7 @@ function checkTopology(
   const old = inventory.groups.get('haproxy');
   const current = inventory.groups.get('loadbalancer');
   if (old && current && old.hosts.length > 0 && current.hosts.length > 0) {
-    if (old.hosts.join(' ') !== current.hosts.join(' ')) {
+    if ([...old.hosts].sort().join(' ') !== [...current.hosts].sort().join(' ')) {
       report.issues.push({
         file,
         line: old.line,

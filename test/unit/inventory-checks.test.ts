@@ -457,3 +457,16 @@ describe('no secret in any message', () => {
     expect(formatWarning({ file: 'x', line: 1, field: 'k', message: 'm' })).toBe('warning: x:1 k: m');
   });
 });
+
+describe('[group:vars] interfaces', () => {
+  it('reports a bad [group:vars] interface once, not once per host', () => {
+    const multinode = `${M3}[control:vars]\napi_interface="{{ x }}"\n`;
+    expect(refused(files({ multinode })).errors).toEqual([
+      'multinode:6 ctl1: api_interface: templates are not supported here: write the value',
+    ]);
+    const warned = warningsOf(
+      files({ multinode: `${M3}[control:vars]\napi_interface=eth3\n`, globals: `${G}api_interface: eth1\n` }),
+    );
+    expect(warned).toHaveLength(1);
+  });
+});

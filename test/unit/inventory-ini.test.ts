@@ -301,3 +301,30 @@ describe('tokenize', () => {
     expect(tokenize('a "b')).toEqual({ tokens: ['a'], error: 'unterminated " quote' });
   });
 });
+
+describe('parseIniInventory: wrapped secrets (issue 9)', () => {
+  it('never prints the rest of a [group:vars] secret wrapped onto its own line', () => {
+    const inv = parse(
+      '[control:vars]\nansible_become_password=TOPSECRET-start\n-TOPSECRET=rest\n[control]\nctl1\n',
+    );
+    expect(inv.issues.map(formatIssue)).toEqual([
+      'multinode:3 control: this line looks like the rest of ansible_become_password on line 2, wrapped: join it to line 2 (the line is not printed: it may be a secret)',
+    ]);
+  });
+
+  it('marks a bare host line after a secret-looking variable, and clears the mark when the host is named again', () => {
+    const inv = parse('[a]\nh1 ansible_ssh_pass=x\nmaybe_secret\n[b]\nh2 k=v\nmaybe_secret k=v\n');
+    expect(inv.issues).toEqual([]);
+    expect(inv.hosts.get('maybe_secret')?.wrappedAfter).toBeUndefined();
+    const once = parse('[a]\nh1 ansible_ssh_pass=x\nmaybe_secret\n');
+    expect(once.hosts.get('maybe_secret')?.wrappedAfter).toEqual({ key: 'ansible_ssh_pass', line: 2 });
+    // An ordinary variable before it marks nothing: kolla's multinode has bare hosts after host lines.
+    expect(parse('[a]\nh1 ansible_user=kolla\nh2\n').hosts.get('h2')?.wrappedAfter).toBeUndefined();
+  });
+
+  it('merges a kolla inventory that names a host first bare, then with its address', () => {
+    const inv = parse('[control]\ncontrol01\n[control]\ncontrol01 ansible_host=10.0.0.11\n');
+    expect(inv.issues).toEqual([]);
+    expect(inv.hosts.get('control01')?.vars).toEqual({ ansible_host: '10.0.0.11' });
+  });
+});
