@@ -1,5 +1,6 @@
 // The validated deployment model: everything the pure core renders from.
 // Produced by src/inventory/load.ts from a kolla-ansible style inventory, globals.yml and passwords.yml.
+import type { Settings } from './settings.js';
 
 /** One host as the inventory names it. */
 export interface HostSpec {
@@ -11,6 +12,13 @@ export interface HostSpec {
   readonly groups: readonly string[];
   /** Host variables after group vars were applied (host line wins over group vars). */
   readonly vars: Readonly<Record<string, string>>;
+  /**
+   * The host's `network_interface`: globals.yml's when it sets one (globals.yml is extra vars in kolla-ansible, so
+   * it wins), else the host's inventory variable, else eth0.
+   */
+  readonly networkInterface: string;
+  /** The host's `api_interface` (where the VIP lives), by the same rule; defaults to its network_interface. */
+  readonly apiInterface: string;
 }
 
 /** The services of the infrastructure tier, in dependency order. */
@@ -103,9 +111,9 @@ export interface CheckTuning {
 export interface Globals {
   /** kolla_internal_vip_address */
   readonly internalVip: string;
-  /** network_interface */
+  /** network_interface as globals.yml sets it (default eth0); a host's own is HostSpec.networkInterface. */
   readonly networkInterface: string;
-  /** api_interface (defaults to network_interface) */
+  /** api_interface (defaults to network_interface); a host's own is HostSpec.apiInterface. */
   readonly apiInterface: string;
   /** keepalived_virtual_router_id (1-255) */
   readonly keepalivedVirtualRouterId: number;
@@ -121,7 +129,9 @@ export interface Globals {
   readonly profile: ProfileName;
   /** stackha_lab: the lab whose namespaces are these hosts; undefined for real hosts. */
   readonly lab: string | undefined;
-  /** Every key of globals.yml as read, for services that take extra settings. */
+  /** The service settings of src/settings.ts, validated (defaults where globals.yml does not set them). */
+  readonly settings: Settings;
+  /** Every key of globals.yml as read (services read `settings`, not this). */
   readonly raw: Readonly<Record<string, unknown>>;
 }
 

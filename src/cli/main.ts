@@ -3,10 +3,9 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { deploy, summarize } from '../deploy/deploy.js';
-import { InventoryError } from '../inventory/errors.js';
-import { generatePasswords } from '../inventory/genpwd.js';
+import { ConfigPathError, InventoryError, formatWarning, printable } from '../inventory/errors.js';
+import { type GenpwdResult, generatePasswords } from '../inventory/genpwd.js';
 import { renderLabInventory } from '../inventory/lab-inventory.js';
-import { loadDeployment } from '../inventory/load.js';
 import {
   DEFAULT_LAB,
   DEFAULT_SUBNET,
@@ -33,6 +32,10 @@ program
   .option(
     '-c, --config-dir <dir>',
     'directory holding multinode, globals.yml and passwords.yml (overrides --lab)',
+  )
+  .option(
+    '--allow-single',
+    'accept fewer hosts than high availability needs (a one-node evaluation), with a warning; like stackha_allow_single: true',
   );
 
 const cli = cliContext(program);
@@ -76,27 +79,45 @@ program.hook('preAction', (_program, action) => {
   });
 });
 
+/** What genpwd did, in one line per fact; never a value. */
+function genpwdReport(path: string, r: GenpwdResult): string[] {
+  const where = r.file === path ? path : `${path} (-> ${r.file})`;
+  const out = [
+    r.created.length
+      ? `${where}: created ${r.created.join(', ')}; kept ${r.kept}`
+      : `${where}: nothing to create; kept ${r.kept}`,
+  ];
+  if (r.modeWas !== undefined)
+    out.push(`${r.file}: mode ${r.modeWas.toString(8).padStart(4, '0')} changed to 0600`);
+  if (r.otherEmpty > 0)
+    out.push(
+      `${r.otherEmpty} other empty keys (kolla-ansible's) left empty; stackha genpwd --all fills them`,
+    );
+  if (r.left.length > 0)
+    out.push(
+      `left empty: ${r.left.join(', ')} (SSH key pairs and blank-by-design keys: kolla-genpwd fills them)`,
+    );
+  return out;
+}
+
 program
   .command('genpwd')
   .description('create the missing passwords in passwords.yml (random, mode 0600); existing ones are kept')
   .option('-p, --passwords <file>', 'passwords file (default: <config dir>/passwords.yml)')
-  .action((o: { passwords?: string }) => {
+  .option('--all', "also fill every other empty key of kolla-ansible's passwords.yml, as kolla-genpwd would")
+  .action((o: { passwords?: string; all?: boolean }) => {
     const file = o.passwords ?? join(configDir(), 'passwords.yml');
-    const r = generatePasswords(file);
-    console.log(
-      r.created.length
-        ? `${file}: created ${r.created.join(', ')}; kept ${r.kept}`
-        : `${file}: nothing to create; kept ${r.kept}`,
-    );
+    const r = generatePasswords(file, o.all ? { all: true } : {});
+    for (const line of genpwdReport(file, r)) console.log(line);
   });
 
 program
   .command('check')
   .description('validate the inventory, globals.yml and passwords.yml; every problem is listed')
   .action(() => {
-    const dep = loadDeployment(configDir());
+    const dep = cli.deploymentWarned();
     console.log(
-      `${configDir()}: ${dep.hosts.length} hosts, VIP ${dep.globals.internalVip}, profile ${dep.tuning.profile}: OK`,
+      `${printable(configDir(), 200)}: ${dep.hosts.length} hosts, VIP ${dep.globals.internalVip}, profile ${dep.tuning.profile}: OK`,
     );
   });
 
@@ -106,7 +127,7 @@ program
     'deploy memcached, Galera, RabbitMQ, HAProxy and keepalived; a re-run with nothing changed changes nothing',
   )
   .action(async () => {
-    const dep = loadDeployment(configDir());
+    const dep = cli.deploymentWarned();
     const report = await deploy(dep);
     console.log(summarize(report.results));
     console.log(
@@ -121,7 +142,7 @@ program
   .description('per host and service: Galera, RabbitMQ, HAProxy backends, the VIP holder, memcached')
   .option('--json', 'machine-readable output')
   .action(async (o: { json?: boolean }) => {
-    const dep = loadDeployment(configDir());
+    const dep = cli.deployment();
     const s = await clusterStatus(dep);
     const problems = clusterProblems(dep, s);
     if (o.json) console.log(JSON.stringify({ ...s, problems }, null, 2));
@@ -249,6 +270,11 @@ for (const register of COMMANDS) register(program, cli);
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof InventoryError) {
     console.error(err.message);
+    for (const w of err.warnings) console.error(formatWarning(w));
+    process.exit(2);
+  }
+  if (err instanceof ConfigPathError) {
+    console.error(`stackha: ${err.message}`);
     process.exit(2);
   }
   if (err instanceof LockHeld) {

@@ -2,7 +2,6 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { addHostToMultinode } from '../inventory/lab-inventory.js';
-import { loadDeployment } from '../inventory/load.js';
 import { labAddHost, labRemoveHost } from '../lab/lab.js';
 import { RESTARTABLE, formatRestartReport, rollingRestart } from '../ops/rolling.js';
 import { formatScaleReport, scaleAdd, scaleRemove } from '../ops/scale.js';
@@ -86,7 +85,7 @@ export function registerScale(program: Command, cli: CliContext): void {
     .action(async (host: string) => {
       if (
         existsSync(join(cli.configDir(), 'multinode')) &&
-        loadDeployment(cli.configDir()).hosts.some((h) => h.name === host)
+        cli.deployment().hosts.some((h) => h.name === host)
       )
         throw new Error(`${host} is still in the inventory: run \`stackha scale remove ${host}\` first`);
       const state = await labRemoveHost(cli.lab(), host);

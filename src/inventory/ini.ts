@@ -1,5 +1,5 @@
 // Ansible INI inventory parser, for kolla-ansible's `multinode` format. Pure: text in, hosts, groups and issues out.
-import type { InputIssue } from './errors.js';
+import { type InputIssue, printable } from './errors.js';
 
 export interface IniHost {
   readonly name: string;
@@ -11,6 +11,11 @@ export interface IniHost {
   readonly varLines: Record<string, number>;
   /** Every group the host belongs to, directly or through `[group:children]`; never `all`. */
   readonly groups: Set<string>;
+  /**
+   * Set when every line naming the host is a bare name right after a line that ended with a secret-looking or empty
+   * variable (`ansible_become_password=`): the "host" may be that value, wrapped. Its name is then never printed.
+   */
+  readonly wrappedAfter: { readonly key: string; readonly line: number } | undefined;
 }
 
 export interface IniGroup {
@@ -52,6 +57,15 @@ interface RawGroup {
 interface RawHost {
   line: number;
   vars: Map<string, Located>;
+  /** Set while every line naming the host may be a wrapped secret; see IniHost.wrappedAfter. */
+  wrappedAfter: { key: string; line: number } | undefined;
+}
+
+/** What a host line ended with, so that the next line can be recognised as its wrapped continuation. */
+interface HostLineEnd {
+  line: number;
+  /** The last variable of the line, when its value is empty or its name says it holds a secret. */
+  secretKey: string | undefined;
 }
 
 type Section = { kind: 'hosts' | 'children' | 'vars'; group: string } | { kind: 'skip' };
@@ -61,12 +75,57 @@ const NAME_RULE = 'letters, digits and "_", not starting with a digit';
 const SECTION = /^\[([^\s:[\]]+)(?::([^\s[\]]*))?\]\s*(?:[#;].*)?$/;
 const GROUP_NAME = /^[^\s:=[\]#;]+$/;
 const MAX_EXPANSION = 10_000;
+/** A host name or range pattern, safe to print as the field of a message. */
+const HOST_PATTERN = /^[A-Za-z0-9._\-[\]:]{1,100}$/;
+/** Variable names whose values may be secrets: never printed. */
+const SECRET_NAME = /pass|secret|token|key|cred|vault/i;
+/** Variables whose values are addresses, names or flags, safe to quote in a message. */
+const PLAIN_VARS = new Set([
+  'ansible_host',
+  'ansible_port',
+  'ansible_user',
+  'ansible_connection',
+  'ansible_become',
+  'ansible_python_interpreter',
+  'network_interface',
+  'api_interface',
+]);
+
+/**
+ * The first token of a host line as a message's field, or '' when it does not look like a host name or range: it
+ * may then be anything, a wrapped secret included, so it is not printed.
+ */
+export function hostField(token: string): string {
+  return HOST_PATTERN.test(token) ? token : '';
+}
+
+/**
+ * The text of an Ansible YAML inventory (`all:` with `hosts:` and `children:`) rather than INI, or a JSON one. Only
+ * the first line that is not blank or a comment is looked at.
+ */
+export function looksLikeYamlInventory(text: string): boolean {
+  for (const raw of text.split(/\r?\n/, 200)) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    return line === '---' || line.startsWith('{') || /^[A-Za-z0-9_.-]+:\s*(#.*)?$/.test(line);
+  }
+  return false;
+}
 
 export function parseIniInventory(text: string, file: string): IniInventory {
   const issues: InputIssue[] = [];
   const issue = (line: number | undefined, field: string, message: string): void => {
     issues.push({ file, line, field, message });
   };
+  if (looksLikeYamlInventory(text)) {
+    issue(
+      undefined,
+      '',
+      'only the INI format is supported, and this looks like an Ansible YAML inventory: write it as INI, ' +
+        "like kolla-ansible's multinode ([control] then one host per line, [mariadb:children] then control, ...)",
+    );
+    return { hosts: new Map(), groups: new Map(), issues };
+  }
 
   const groups = new Map<string, RawGroup>();
   const group = (name: string): RawGroup => {
@@ -90,11 +149,14 @@ export function parseIniInventory(text: string, file: string): IniInventory {
   const hosts = new Map<string, RawHost>();
 
   let section: Section = { kind: 'hosts', group: 'ungrouped' };
+  let previous: HostLineEnd | undefined;
   const lines = text.split(/\r?\n/);
   lines.forEach((raw, index) => {
     const lineNo = index + 1;
     const line = raw.trim();
     if (line === '' || line.startsWith('#') || line.startsWith(';')) return;
+    const before = previous;
+    previous = undefined;
 
     if (line.startsWith('[')) {
       section = parseSectionHeader(line, lineNo, group, issue);
@@ -104,7 +166,7 @@ export function parseIniInventory(text: string, file: string): IniInventory {
       case 'skip':
         return;
       case 'hosts':
-        parseHostLine(line, lineNo, group(section.group), hosts, issue);
+        previous = parseHostLine(line, lineNo, group(section.group), hosts, issue, before);
         return;
       case 'children': {
         const child = stripInlineComment(line);
@@ -122,19 +184,32 @@ export function parseIniInventory(text: string, file: string): IniInventory {
       case 'vars': {
         const eq = line.indexOf('=');
         const key = eq > 0 ? line.slice(0, eq).trim() : '';
+        const valid = key !== '' && VAR_NAME.test(key);
+        if (!valid && before?.secretKey !== undefined) {
+          // Likely the rest of a secret the line before ends with: not a word of it is printed.
+          issue(
+            lineNo,
+            section.group,
+            `this line looks like the rest of ${before.secretKey} on line ${before.line}, wrapped: join it to line ${before.line} ` +
+              '(the line is not printed: it may be a secret)',
+          );
+          return;
+        }
         if (key === '') {
           issue(lineNo, section.group, `key=value expected in [${section.group}:vars]`);
           return;
         }
-        if (!VAR_NAME.test(key)) {
+        if (!valid) {
           issue(
             lineNo,
             section.group,
-            `invalid variable name "${key}" in [${section.group}:vars] (${NAME_RULE})`,
+            `invalid variable name "${printable(key)}" in [${section.group}:vars] (${NAME_RULE})`,
           );
           return;
         }
-        group(section.group).vars.set(key, { value: unquote(line.slice(eq + 1).trim()), line: lineNo });
+        const value = unquote(line.slice(eq + 1).trim());
+        group(section.group).vars.set(key, { value, line: lineNo });
+        previous = { line: lineNo, secretKey: value === '' || SECRET_NAME.test(key) ? key : undefined };
         return;
       }
     }
@@ -154,7 +229,7 @@ function parseSectionHeader(
     issue(
       lineNo,
       '',
-      `malformed section header ${line} (expected [group], [group:children] or [group:vars])`,
+      `malformed section header ${printable(line)} (expected [group], [group:children] or [group:vars])`,
     );
     return { kind: 'skip' };
   }
@@ -164,7 +239,7 @@ function parseSectionHeader(
   if (suffix === undefined || suffix === 'hosts') kind = 'hosts';
   else if (suffix === 'children' || suffix === 'vars') kind = suffix;
   else {
-    issue(lineNo, name, `invalid section suffix ":${suffix}" (expected :children or :vars)`);
+    issue(lineNo, name, `invalid section suffix ":${printable(suffix)}" (expected :children or :vars)`);
     return { kind: 'skip' };
   }
   const g = group(name);
@@ -183,16 +258,27 @@ function parseHostLine(
   target: RawGroup,
   hosts: Map<string, RawHost>,
   issue: (line: number | undefined, field: string, message: string) => void,
-): void {
+  before: HostLineEnd | undefined,
+): HostLineEnd | undefined {
   const tokenized = tokenize(line);
   const first = tokenized.tokens[0];
+  // An editor that wraps `ansible_become_password=...` puts (the rest of) the value on a line of its own, where a
+  // host name is expected. A bare name right after such a line may be that value: it is never printed.
+  const wrappedAfter =
+    before?.secretKey !== undefined &&
+    tokenized.tokens.length === 1 &&
+    first !== undefined &&
+    !first.includes('=')
+      ? { key: before.secretKey, line: before.line }
+      : undefined;
+  const field = wrappedAfter ? '' : hostField(first ?? '');
   if (tokenized.error !== undefined || first === undefined) {
-    issue(lineNo, first ?? '', tokenized.error ?? 'expected a host name');
-    return;
+    issue(lineNo, field, tokenized.error ?? 'expected a host name');
+    return undefined;
   }
   if (first.includes('=')) {
     issue(lineNo, '', 'expected a host name before the key=value variables');
-    return;
+    return undefined;
   }
 
   let pattern = first;
@@ -203,13 +289,14 @@ function parseHostLine(
     pattern = port[1]!;
     lineVars.set('ansible_port', port[2]!);
   }
+  let end: HostLineEnd = { line: lineNo, secretKey: undefined };
   tokenized.tokens.slice(1).forEach((token, i) => {
     const eq = token.indexOf('=');
     if (eq <= 0) {
       // The token itself is not printed: it may be a fragment of an unquoted secret.
       issue(
         lineNo,
-        first,
+        field,
         `variable ${i + 1} on this line has no "=" (expected key=value; quote values with spaces)`,
       );
       return;
@@ -217,12 +304,13 @@ function parseHostLine(
     const key = token.slice(0, eq);
     const value = token.slice(eq + 1);
     if (!VAR_NAME.test(key)) {
-      issue(lineNo, first, `variable ${i + 1} on this line has an invalid name (${NAME_RULE})`);
+      issue(lineNo, field, `variable ${i + 1} on this line has an invalid name (${NAME_RULE})`);
       return;
     }
+    end = { line: lineNo, secretKey: value === '' || SECRET_NAME.test(key) ? key : undefined };
     const previous = lineVars.get(key);
     if (previous !== undefined && previous !== value) {
-      issue(lineNo, first, `${key} is set twice on this line with different values`);
+      issue(lineNo, field, `${key} is set twice on this line with different values`);
       return;
     }
     lineVars.set(key, value);
@@ -230,18 +318,37 @@ function parseHostLine(
 
   const expanded = expandHostPattern(pattern);
   if ('error' in expanded) {
-    issue(lineNo, first, expanded.error);
-    return;
+    issue(lineNo, field, expanded.error);
+    return end;
   }
   for (const name of expanded.names) {
     let host = hosts.get(name);
     if (!host) {
-      host = { line: lineNo, vars: new Map() };
+      host = { line: lineNo, vars: new Map(), wrappedAfter };
       hosts.set(name, host);
+    } else if (!wrappedAfter) {
+      host.wrappedAfter = undefined;
     }
-    for (const [key, value] of lineVars) host.vars.set(key, { value, line: lineNo });
+    for (const [key, value] of lineVars) {
+      // Ansible would let the later line win without a word; two values for one host are a mistake to show.
+      const earlier = host.vars.get(key);
+      if (earlier !== undefined && earlier.value !== value) {
+        issue(lineNo, field === '' ? '' : hostField(name), conflictMessage(key, value, earlier));
+        continue;
+      }
+      host.vars.set(key, { value, line: lineNo });
+    }
     if (!target.hosts.includes(name)) target.hosts.push(name);
   }
+  return end;
+}
+
+function conflictMessage(key: string, value: string, earlier: Located): string {
+  const rule = "a host's variables must agree on every line that names it";
+  if (PLAIN_VARS.has(key) && !SECRET_NAME.test(key)) {
+    return `${key}=${printable(value)} here, but ${key}=${printable(earlier.value)} on line ${earlier.line}: ${rule}`;
+  }
+  return `${key} here differs from ${key} on line ${earlier.line}: ${rule} (the values are not printed)`;
 }
 
 /** Splits a host line like a shell would: whitespace separated, '…' and "…" quoting, `#` starts a comment. */
@@ -282,17 +389,19 @@ export function tokenize(line: string): { tokens: string[]; error?: string } {
 export function expandHostPattern(pattern: string): { names: string[] } | { error: string } {
   if (!pattern.includes('[') && !pattern.includes(']')) return { names: [pattern] };
   const m = /^([^[\]]*)\[([^[\]]*)\](.*)$/.exec(pattern);
-  if (!m) return { error: `unbalanced brackets in host range ${pattern}` };
+  if (!m) return { error: 'unbalanced brackets in the host range on this line' };
   const head = m[1] ?? '';
   const spec = m[2] ?? '';
+  // Only range syntax is quoted: the pattern may be a misplaced secret.
+  const shown = /^[A-Za-z0-9:]{0,30}$/.test(spec) ? spec : '…';
   const tail = m[3] ?? '';
   const parts = spec.split(':');
   if (parts.length < 2 || parts.length > 3) {
-    return { error: `invalid host range [${spec}] (expected [start:end] or [start:end:step])` };
+    return { error: `invalid host range [${shown}] (expected [start:end] or [start:end:step])` };
   }
   const [beg = '', end = '', stepText = '1'] = parts;
   if (!/^\d+$/.test(stepText) || Number(stepText) < 1)
-    return { error: `invalid step in host range [${spec}]` };
+    return { error: `invalid step in host range [${shown}]` };
   const step = Number(stepText);
 
   const items: string[] = [];
@@ -300,12 +409,12 @@ export function expandHostPattern(pattern: string): { names: string[] } | { erro
   if (/^\d+$/.test(begin) && /^\d+$/.test(end)) {
     const width = begin.length > 1 && begin.startsWith('0') ? begin.length : 0;
     if (width > 0 && end.length !== width) {
-      return { error: `host range [${spec}] must have equal-length zero-padded start and end` };
+      return { error: `host range [${shown}] must have equal-length zero-padded start and end` };
     }
     const from = Number(begin);
     const to = Number(end);
-    if (from > to) return { error: `host range [${spec}] starts after it ends` };
-    if ((to - from) / step >= MAX_EXPANSION) return { error: `host range [${spec}] is too large` };
+    if (from > to) return { error: `host range [${shown}] starts after it ends` };
+    if ((to - from) / step >= MAX_EXPANSION) return { error: `host range [${shown}] is too large` };
     for (let n = from; n <= to; n += step) items.push(String(n).padStart(width, '0'));
   } else if (
     /^[a-z]$/.test(begin) === /^[a-z]$/.test(end) &&
@@ -314,18 +423,18 @@ export function expandHostPattern(pattern: string): { names: string[] } | { erro
   ) {
     const from = begin.charCodeAt(0);
     const to = end.charCodeAt(0);
-    if (from > to) return { error: `host range [${spec}] starts after it ends` };
+    if (from > to) return { error: `host range [${shown}] starts after it ends` };
     for (let n = from; n <= to; n += step) items.push(String.fromCharCode(n));
   } else {
     return {
-      error: `invalid host range [${spec}] (expected numbers like [1:3] or [01:10], or letters like [a:c])`,
+      error: `invalid host range [${shown}] (expected numbers like [1:3] or [01:10], or letters like [a:c])`,
     };
   }
 
   const rest = expandHostPattern(tail);
   if ('error' in rest) return rest;
   if (items.length * rest.names.length > MAX_EXPANSION)
-    return { error: `host range ${pattern} is too large` };
+    return { error: 'the host range on this line is too large' };
   const names: string[] = [];
   for (const item of items) for (const suffix of rest.names) names.push(`${head}${item}${suffix}`);
   return { names };
@@ -460,6 +569,7 @@ function resolve(
       vars: Object.fromEntries([...vars].map(([k, v]) => [k, v.value])),
       varLines: Object.fromEntries([...vars].map(([k, v]) => [k, v.line])),
       groups: member,
+      wrappedAfter: raw.wrappedAfter,
     });
   }
 

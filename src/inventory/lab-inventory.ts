@@ -81,6 +81,13 @@ export function renderLabInventory(opts: LabInventoryOptions): { multinode: stri
     'stackha_profile: stackha',
     '# The lab whose namespaces are these hosts.',
     `stackha_lab: "${opts.lab}"`,
+    ...(opts.hostCount < 3
+      ? [
+          `# ${opts.hostCount === 1 ? 'One host' : 'Two hosts'}: not highly available (Galera and RabbitMQ need 3 for a quorum). For an`,
+          '# evaluation only: with this set, stackha check and deploy warn instead of refusing.',
+          'stackha_allow_single: true',
+        ]
+      : []),
     '# The infrastructure services to deploy.',
     ...INFRA_SERVICES.map((s) => `enable_${s}: true`),
     '# The OpenStack API services behind the VIP (Debian packages; scripts/ensure-deps.sh installs them).',

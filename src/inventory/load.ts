@@ -1,22 +1,48 @@
 // Reads a kolla-ansible style config directory (multinode, globals.yml, passwords.yml) into the Deployment model,
-// reporting every problem of all three files at once.
+// reporting every problem of all three files at once, and what is worth a warning besides.
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Document, LineCounter, type YAMLMap, isMap, isScalar, parseDocument } from 'yaml';
 import { z } from 'zod';
 import {
+  API_SERVICES,
   type Deployment,
   type Globals,
   type HostSpec,
+  INFRA_SERVICES,
   PASSWORD_KEYS,
   type Passwords,
   type ProfileName,
   type Service,
 } from '../model.js';
-import { serviceGroupCandidates } from '../topology.js';
+import {
+  SERVICE_SETTINGS,
+  type SettingKey,
+  type Settings,
+  booleanSetting,
+  integerSetting,
+} from '../settings.js';
+import { SAFE_SIZES, evenSizeWarning, hostsFor, hostsOfRule, serviceGroupCandidates } from '../topology.js';
 import { tuningFor } from '../tuning.js';
-import { type InputIssue, InventoryError } from './errors.js';
-import { type IniInventory, parseIniInventory } from './ini.js';
+import {
+  ConfigPathError,
+  type InputIssue,
+  InventoryError,
+  describeErrno,
+  printable,
+  quoted,
+} from './errors.js';
+import { type IniHost, type IniInventory, parseIniInventory } from './ini.js';
+import { isIPv4, isUsableIPv4, sameSubnet, subnetEdgeReason, subnetOf, unusableReason } from './ipv4.js';
+import {
+  KOLLA_GLOBALS_KEYS,
+  KOLLA_PASSWORD_KEYS,
+  KOLLA_ROLE_PREFIXES,
+  KOLLA_SECRET_KINDS,
+} from './kolla-keys.js';
+import { closest, editDistance, typoLimit } from './suggest.js';
+
+export { isIPv4, isUsableIPv4 } from './ipv4.js';
 
 /** The three files of a config directory, by their names in it. */
 export const CONFIG_FILES = {
@@ -29,6 +55,20 @@ export interface ConfigTexts {
   multinode: string;
   globals: string;
   passwords: string;
+}
+
+export interface LoadOptions {
+  /**
+   * Accept fewer Galera, RabbitMQ or load balancer hosts than high availability needs (a one-node evaluation): the
+   * refusals become warnings. Also set by `stackha_allow_single: true` in globals.yml.
+   */
+  readonly allowSingle?: boolean;
+}
+
+/** A deployment that passed every check, and what the user should still be told. */
+export interface LoadedDeployment {
+  readonly deployment: Deployment;
+  readonly warnings: readonly InputIssue[];
 }
 
 export type PasswordKey = (typeof PASSWORD_KEYS)[number];
@@ -46,22 +86,14 @@ export const PASSWORD_NEEDED_BY: Readonly<Record<PasswordKey, Service | undefine
   keystone_database_password: 'keystone',
 };
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-/** Strict dotted-quad IPv4: four decimal octets 0-255, no leading zeros, nothing else. */
-export function isIPv4(value: string): boolean {
-  return IPV4.test(value);
-}
-
-/** A unicast address a host or VIP can have: not 0.0.0.0/8, multicast, reserved or broadcast. */
-export function isUsableIPv4(value: string): boolean {
-  if (!isIPv4(value)) return false;
-  const first = Number(value.split('.')[0]);
-  return first !== 0 && first < 224;
-}
-
 /** Reads `multinode`, `globals.yml` and `passwords.yml` in configDir; throws one InventoryError listing every issue. */
-export function loadDeployment(configDir: string): Deployment {
+export function loadDeployment(configDir: string, opts: LoadOptions = {}): Deployment {
+  return loadWithWarnings(configDir, opts).deployment;
+}
+
+/** loadDeployment, with the warnings to print. */
+export function loadWithWarnings(configDir: string, opts: LoadOptions = {}): LoadedDeployment {
+  checkConfigDir(configDir);
   const issues: InputIssue[] = [];
   const read = (name: string, hint: string): string | undefined => {
     const path = join(configDir, name);
@@ -69,8 +101,20 @@ export function loadDeployment(configDir: string): Deployment {
       return readFileSync(path, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(code);
-      issues.push({ file: name, line: undefined, field: '', message: `cannot read ${path}: ${why}${hint}` });
+      const why =
+        code === 'ENOENT'
+          ? `no such file${hint}`
+          : code === 'EISDIR'
+            ? 'it is a directory, not a file'
+            : code === 'EACCES' || code === 'EPERM'
+              ? 'permission denied (run stackha as a user that may read it, e.g. root)'
+              : describeErrno(err);
+      issues.push({
+        file: name,
+        line: undefined,
+        field: '',
+        message: `cannot read ${printable(path, 200)}: ${why}`,
+      });
       return undefined;
     }
   };
@@ -80,186 +124,286 @@ export function loadDeployment(configDir: string): Deployment {
     passwords: read(CONFIG_FILES.passwords, ' (run stackha genpwd)'),
   };
   if (texts.passwords !== undefined) {
-    const mode = statSync(join(configDir, CONFIG_FILES.passwords)).mode & 0o777;
+    const path = join(configDir, CONFIG_FILES.passwords);
+    const mode = statSync(path).mode & 0o777;
     if ((mode & 0o077) !== 0) {
+      const octal = mode.toString(8).padStart(4, '0');
+      const kolla = mode === 0o640 ? ' (group-readable, as kolla-genpwd writes it)' : '';
       issues.push({
         file: CONFIG_FILES.passwords,
         line: undefined,
         field: '',
-        message: `mode ${mode.toString(8).padStart(4, '0')}, must be 0600`,
+        message: `mode ${octal}${kolla}, must be 0600: run chmod 600 ${printable(path, 200)} (stackha genpwd also sets 0600)`,
       });
     }
   }
-  const result = assemble(texts, configDir);
+  const result = assemble(texts, configDir, opts);
   issues.push(...result.issues);
-  if (issues.length > 0 || result.deployment === undefined) throw new InventoryError(issues);
-  return result.deployment;
+  if (issues.length > 0 || result.deployment === undefined) throw new InventoryError(issues, result.warnings);
+  return { deployment: result.deployment, warnings: result.warnings };
+}
+
+/** The config dir must be a directory stackha can read: else one line naming it and the fix. */
+function checkConfigDir(configDir: string): void {
+  if (configDir === '') {
+    throw new ConfigPathError(
+      'the config dir is empty: pass -c DIR, the directory that holds multinode, globals.yml and passwords.yml',
+    );
+  }
+  const shown = printable(configDir, 200);
+  let isDir: boolean;
+  try {
+    isDir = statSync(configDir).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new ConfigPathError(
+        `config dir ${shown} does not exist: create it with multinode, globals.yml and passwords.yml (stackha lab up writes a lab's), or pass -c DIR`,
+      );
+    }
+    if (code === 'ENOTDIR') {
+      throw new ConfigPathError(
+        `config dir ${shown}: a part of the path is a file, not a directory; pass the directory that holds multinode, globals.yml and passwords.yml`,
+      );
+    }
+    throw new ConfigPathError(`config dir ${shown}: ${describeErrno(err)}`);
+  }
+  if (!isDir) {
+    throw new ConfigPathError(
+      `config dir ${shown} is a file, not a directory: pass the directory that holds multinode, globals.yml and passwords.yml`,
+    );
+  }
 }
 
 /** The pure part of loadDeployment: file contents in, Deployment out, or one InventoryError with every issue. */
-export function buildDeployment(files: ConfigTexts, configDir: string): Deployment {
-  const result = assemble(files, configDir);
-  if (result.issues.length > 0 || result.deployment === undefined) throw new InventoryError(result.issues);
-  return result.deployment;
+export function buildDeployment(files: ConfigTexts, configDir: string, opts: LoadOptions = {}): Deployment {
+  return buildWithWarnings(files, configDir, opts).deployment;
+}
+
+/** buildDeployment, with the warnings to print. */
+export function buildWithWarnings(
+  files: ConfigTexts,
+  configDir: string,
+  opts: LoadOptions = {},
+): LoadedDeployment {
+  const result = assemble(files, configDir, opts);
+  if (result.issues.length > 0 || result.deployment === undefined)
+    throw new InventoryError(result.issues, result.warnings);
+  return { deployment: result.deployment, warnings: result.warnings };
 }
 
 type MaybeTexts = { [K in keyof ConfigTexts]: string | undefined };
 
+/** Where problems go while the files are read. */
+interface Report {
+  readonly issues: InputIssue[];
+  readonly warnings: InputIssue[];
+}
+
 function assemble(
   files: MaybeTexts,
   configDir: string,
-): { deployment: Deployment | undefined; issues: InputIssue[] } {
-  const issues: InputIssue[] = [];
+  opts: LoadOptions,
+): { deployment: Deployment | undefined; issues: InputIssue[]; warnings: InputIssue[] } {
+  const report: Report = { issues: [], warnings: [] };
   const inventory =
     files.multinode === undefined ? undefined : parseIniInventory(files.multinode, CONFIG_FILES.multinode);
-  const hosts = inventory ? hostsOf(inventory, issues) : undefined;
-  const globals = files.globals === undefined ? undefined : parseGlobals(files.globals, issues);
+  const globals = files.globals === undefined ? undefined : parseGlobals(files.globals, report);
+  const hosts = inventory ? hostsOf(inventory, globals, report) : undefined;
   // Without a readable globals.yml, which services are enabled is unknown: requirements that depend on it are
   // not checked (the globals.yml issue is reported instead).
   const enabled = globals?.value.enabled;
   const passwords =
-    files.passwords === undefined ? undefined : parsePasswords(files.passwords, enabled, issues);
+    files.passwords === undefined ? undefined : parsePasswords(files.passwords, enabled, report);
 
+  let deployment: Deployment | undefined;
   if (inventory && hosts && globals) {
-    const vip = globals.value.internalVip;
-    const holder = hosts.find((h) => h.address === vip);
-    if (vip !== '' && holder) {
-      issues.push({
-        file: CONFIG_FILES.globals,
-        line: globals.lineOf('kolla_internal_vip_address'),
-        field: 'kolla_internal_vip_address',
-        message: `${vip} is also the address of host ${holder.name} (the VIP must be an unused address)`,
-      });
-    }
-  }
-  if (inventory && enabled) checkServiceHosts(inventory, enabled, issues);
-
-  if (issues.length > 0 || !inventory || !hosts || !globals || !passwords)
-    return { deployment: undefined, issues };
-  const groups: Record<string, readonly string[]> = Object.fromEntries(
-    [...inventory.groups.values()].map((g) => [
-      g.name,
-      g.hosts.filter((n) => hosts.some((h) => h.name === n)),
-    ]),
-  );
-  return {
-    deployment: {
+    const groups: Record<string, readonly string[]> = Object.fromEntries(
+      [...inventory.groups.values()].map((g) => [
+        g.name,
+        g.hosts.filter((n) => hosts.some((h) => h.name === n)),
+      ]),
+    );
+    deployment = {
       configDir,
       hosts,
       groups,
       globals: globals.value,
-      passwords,
+      passwords: passwords ?? {},
       tuning: tuningFor(globals.value.profile),
-    },
-    issues,
-  };
+    };
+    // An inventory that could not be read at all (a YAML one, a broken header) has its issues: nothing more to add.
+    const unread = inventory.hosts.size === 0 && inventory.issues.length > 0;
+    if (!unread) {
+      checkTopology(inventory, deployment, globals, opts.allowSingle === true || globals.allowSingle, report);
+    }
+  }
+
+  const { issues, warnings } = report;
+  if (issues.length > 0 || !deployment || !passwords) return { deployment: undefined, issues, warnings };
+  return { deployment, issues, warnings };
 }
 
-const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+// ---------------------------------------------------------------------------------------------------------------
+// multinode: hosts
 
-function hostsOf(inventory: IniInventory, issues: InputIssue[]): HostSpec[] {
-  issues.push(...inventory.issues);
+const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const IFNAME = /^[^\s/:]{1,15}$/;
+const IFNAME_RULE = 'must be a network interface name (1-15 characters, no spaces, "/" or ":")';
+const TEMPLATE = /\{\{|\{%|\{#/;
+const TEMPLATE_RULE = 'templates are not supported here: write the value';
+
+/** How a message names a host: never by a name that may be a wrapped secret. */
+function hostLabel(host: IniHost): string {
+  return host.wrappedAfter ? `the host on line ${host.line}` : printable(host.name);
+}
+
+/** The field of an issue about a host: its name, or '' when the name must not be printed. */
+function hostFieldOf(host: IniHost): string {
+  return host.wrappedAfter || !HOST_NAME.test(host.name) ? '' : host.name;
+}
+
+function hostsOf(inventory: IniInventory, globals: ParsedGlobals | undefined, report: Report): HostSpec[] {
+  report.issues.push(...inventory.issues);
   const file = CONFIG_FILES.multinode;
-  const byAddress = new Map<string, string>();
+  const byAddress = new Map<string, IniHost>();
   const hosts: HostSpec[] = [];
+  // A [group:vars] line applies to every host of the group: its problem is reported once, not once per host.
+  const reportedLines = new Set<string>();
   if (inventory.hosts.size === 0 && inventory.issues.length === 0) {
-    issues.push({ file, line: undefined, field: '', message: 'no hosts' });
+    report.issues.push({ file, line: undefined, field: '', message: 'no hosts' });
   }
   for (const host of inventory.hosts.values()) {
     // kolla's multinode lists the deployment machine as `localhost ansible_connection=local`: not a target host.
     if (host.vars.ansible_connection === 'local') continue;
-    if (!HOST_NAME.test(host.name)) {
-      issues.push({
-        file,
-        line: host.line,
-        field: host.name,
-        message: 'not a valid host name (letters, digits, ".", "-" and "_", starting with a letter or digit)',
-      });
+    const wrapHint = host.wrappedAfter
+      ? ` (if this line is the rest of ${host.wrappedAfter.key} on line ${host.wrappedAfter.line}, wrapped, join the two lines)`
+      : '';
+    const hostIssue = (line: number, message: string): void => {
+      report.issues.push({ file, line, field: hostFieldOf(host), message: `${message}${wrapHint}` });
+    };
+    const issue = hostIssue;
+    if (!host.wrappedAfter && !HOST_NAME.test(host.name)) {
+      issue(
+        host.line,
+        'the host name on this line is not valid (letters, digits, ".", "-" and "_", starting with a letter or digit); ' +
+          'it is not printed, as it may be a misplaced secret',
+      );
     }
     const explicit = host.vars.ansible_host;
+    const addressLine = host.varLines.ansible_host ?? host.line;
     let address: string | undefined;
     if (explicit !== undefined) {
-      if (isUsableIPv4(explicit)) address = explicit;
+      if (TEMPLATE.test(explicit)) issue(addressLine, `ansible_host: ${TEMPLATE_RULE}`);
+      else if (isUsableIPv4(explicit)) address = explicit;
+      else if (isIPv4(explicit))
+        issue(addressLine, `ansible_host: ${explicit} is ${unusableReason(explicit)}`);
       else {
-        issues.push({
-          file,
-          line: host.varLines.ansible_host ?? host.line,
-          field: host.name,
-          message: isIPv4(explicit)
-            ? `ansible_host: ${explicit} is not a usable unicast IPv4 address`
-            : `ansible_host: "${explicit}" is not an IPv4 address (needs the host's internal IPv4 address)`,
-        });
+        issue(
+          addressLine,
+          `ansible_host: ${quoted(explicit)} is not an IPv4 address (needs the host's internal IPv4 address)`,
+        );
       }
-    } else if (isUsableIPv4(host.name)) {
-      address = host.name;
+    } else if (isIPv4(host.name) && !host.wrappedAfter) {
+      const reason = unusableReason(host.name);
+      if (reason === undefined) address = host.name;
+      else issue(host.line, `${host.name} is ${reason}`);
     } else {
-      issues.push({
-        file,
-        line: host.line,
-        field: host.name,
-        message: "ansible_host: missing (needs the host's internal IPv4 address)",
-      });
+      issue(host.line, "ansible_host: missing (needs the host's internal IPv4 address)");
     }
     if (address !== undefined) {
       const other = byAddress.get(address);
       if (other !== undefined) {
-        issues.push({
-          file,
-          line: host.varLines.ansible_host ?? host.line,
-          field: host.name,
-          message: `ansible_host: ${address} is also the address of host ${other}`,
-        });
+        issue(addressLine, `ansible_host: ${address} is also the address of host ${hostLabel(other)}`);
       } else {
-        byAddress.set(address, host.name);
+        byAddress.set(address, host);
       }
     }
-    hosts.push({ name: host.name, address: address ?? '', groups: [...host.groups].sort(), vars: host.vars });
+    const iface = (key: 'network_interface' | 'api_interface'): string | undefined => {
+      const value = host.vars[key];
+      if (value === undefined) return undefined;
+      const line = host.varLines[key] ?? host.line;
+      const once = `${key}:${line}`;
+      const first = !reportedLines.has(once);
+      reportedLines.add(once);
+      const issue = (l: number, message: string): void => {
+        if (first) hostIssue(l, message);
+      };
+      if (TEMPLATE.test(value)) {
+        issue(line, `${key}: ${TEMPLATE_RULE}`);
+        return undefined;
+      }
+      if (!IFNAME.test(value) || value === '.' || value === '..') {
+        issue(line, `${key}: ${IFNAME_RULE}`);
+        return undefined;
+      }
+      const globalLine = globals?.lineOf(key);
+      if (globals?.sets(key) && globals.raw[key] !== value) {
+        // kolla-ansible passes globals.yml as extra vars, the highest precedence: it wins over the inventory.
+        if (!first) return undefined;
+        report.warnings.push({
+          file,
+          line,
+          field: hostFieldOf(host),
+          message:
+            `${key}=${printable(value)} has no effect: globals.yml sets ${key}${globalLine ? ` (line ${globalLine})` : ''}, ` +
+            'which wins, as in kolla-ansible (globals.yml is extra vars); remove it from globals.yml to set it per host',
+        });
+        return undefined;
+      }
+      return value;
+    };
+    // globals.yml wins where it sets the key (kolla-ansible passes it as extra vars); else the host's variable (from
+    // its line or a [group:vars]), else the default: eth0, and api_interface follows network_interface.
+    const hostNetwork = iface('network_interface');
+    const hostApi = iface('api_interface');
+    const networkInterface = globals?.sets('network_interface')
+      ? globals.value.networkInterface
+      : (hostNetwork ?? 'eth0');
+    const apiInterface = globals?.sets('api_interface')
+      ? globals.value.apiInterface
+      : (hostApi ?? networkInterface);
+    hosts.push({
+      name: host.name,
+      address: address ?? '',
+      groups: [...host.groups].sort(),
+      vars: host.vars,
+      networkInterface,
+      apiInterface,
+    });
   }
   return hosts;
 }
 
-function checkServiceHosts(
-  inventory: IniInventory,
-  enabled: Readonly<Record<Service, boolean>>,
-  issues: InputIssue[],
-): void {
-  const check = (service: Service, label: string, flags: string): void => {
-    const candidates = serviceGroupCandidates(service);
-    if (candidates.some((g) => (inventory.groups.get(g)?.hosts.length ?? 0) > 0)) return;
-    const first = candidates[0]!;
-    issues.push({
-      file: CONFIG_FILES.multinode,
-      // The line of the first candidate group the inventory has (empty), if any.
-      line: candidates.map((g) => inventory.groups.get(g)?.line).find((l) => l !== undefined),
-      field: first,
-      message: `no hosts for ${label} (put hosts in ${alternatives(candidates.map((c) => `[${c}]`))}, or set ${flags} in globals.yml)`,
-    });
+// ---------------------------------------------------------------------------------------------------------------
+// multinode: what runs where, and whether that can be highly available
+
+/** A service as the checks name it: haproxy and keepalived share their hosts and are one "load balancer". */
+interface ServiceCheck {
+  readonly label: string;
+  readonly services: readonly Service[];
+  /** No hosts at all: an error (the service cannot run) or a warning (it is left out). */
+  readonly noHosts: 'error' | 'warning';
+  readonly flags: string;
+}
+
+function serviceChecks(enabled: Readonly<Record<Service, boolean>>): ServiceCheck[] {
+  const checks: ServiceCheck[] = [];
+  const add = (check: ServiceCheck): void => {
+    if (check.services.some((s) => enabled[s])) checks.push(check);
   };
-  if (enabled.mariadb) check('mariadb', 'mariadb', 'enable_mariadb: false');
-  if (enabled.haproxy || enabled.keepalived) {
-    const label =
-      enabled.haproxy && enabled.keepalived
-        ? 'haproxy and keepalived'
-        : enabled.haproxy
-          ? 'haproxy'
-          : 'keepalived';
-    check(enabled.haproxy ? 'haproxy' : 'keepalived', label, 'enable_haproxy/enable_keepalived: false');
-  }
-  // Keystone's database is reached through HAProxy on the VIP: it cannot run without both.
-  const keystoneHosts = serviceGroupCandidates('keystone').some(
-    (g) => (inventory.groups.get(g)?.hosts.length ?? 0) > 0,
-  );
-  if (enabled.keystone && keystoneHosts) {
-    const missing = (['mariadb', 'haproxy'] as const).filter((s) => !enabled[s]);
-    if (missing.length > 0) {
-      issues.push({
-        file: CONFIG_FILES.globals,
-        line: undefined,
-        field: 'enable_keystone',
-        message: `keystone needs ${missing.map((m) => `enable_${m}`).join(' and ')} (its database is reached through HAProxy on the VIP); set enable_keystone: false`,
-      });
-    }
-  }
+  add({ label: 'mariadb', services: ['mariadb'], noHosts: 'error', flags: 'enable_mariadb: false' });
+  add({ label: 'rabbitmq', services: ['rabbitmq'], noHosts: 'error', flags: 'enable_rabbitmq: false' });
+  const lb = (['haproxy', 'keepalived'] as const).filter((s) => enabled[s]);
+  add({
+    label: lb.join(' and '),
+    services: lb,
+    noHosts: 'error',
+    flags: 'enable_haproxy/enable_keepalived: false',
+  });
+  add({ label: 'memcached', services: ['memcached'], noHosts: 'warning', flags: 'enable_memcached: false' });
+  add({ label: 'keystone', services: ['keystone'], noHosts: 'warning', flags: 'enable_keystone: false' });
+  return checks;
 }
 
 /** `a`, `a or b`, `a, b or c`. */
@@ -267,26 +411,303 @@ function alternatives(items: readonly string[]): string {
   return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} or ${items.at(-1)}`;
 }
 
+/** `ctl1, ctl2, ctl3`, at most five and then "…". */
+function hostList(names: readonly string[]): string {
+  return names.length > 5 ? `${names.slice(0, 5).join(', ')}, …` : names.join(', ');
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+function checkTopology(
+  inventory: IniInventory,
+  dep: Deployment,
+  globals: ParsedGlobals,
+  allowSingle: boolean,
+  report: Report,
+): void {
+  const file = CONFIG_FILES.multinode;
+  const enabled = dep.globals.enabled;
+  const targets = new Set(dep.hosts.map((h) => h.name));
+  const iniHost = (name: string): IniHost | undefined => inventory.hosts.get(name);
+  const label = (name: string): string => {
+    const h = iniHost(name);
+    return h ? hostLabel(h) : printable(name);
+  };
+
+  // Every host is left out only when every host is ansible_connection=local.
+  if (inventory.hosts.size > 0 && dep.hosts.length === 0) {
+    report.issues.push({
+      file,
+      line: undefined,
+      field: '',
+      message:
+        "no target hosts: every host is ansible_connection=local, the machine stackha runs on (kolla-ansible's all-in-one); " +
+        'stackha deploys only to hosts it reaches by address: list them with ansible_host=ADDRESS, at least 3 for high availability',
+    });
+    return;
+  }
+
+  // Which inventory group each service takes its hosts from, as kolla-ansible would (local hosts included), and the
+  // ansible_connection=local hosts stackha leaves out of it.
+  const dropped = new Map<string, Set<string>>();
+  const sources = new Map<Service, string>();
+  for (const check of serviceChecks(enabled)) {
+    const service = check.services[0]!;
+    const candidates = serviceGroupCandidates(service);
+    const source = candidates.find((g) => (inventory.groups.get(g)?.hosts.length ?? 0) > 0);
+    if (source === undefined) {
+      const shown = candidates.filter((c) => c !== 'haproxy').map((c) => `[${c}]`);
+      const issue = {
+        file,
+        // The line of the first candidate group the inventory has (empty), if any.
+        line: candidates.map((g) => inventory.groups.get(g)?.line).find((l) => l !== undefined),
+        field: candidates[0]!,
+        message: `no hosts for ${check.label} (put hosts in ${alternatives(shown)}, or set ${check.flags} in globals.yml)`,
+      };
+      if (check.noHosts === 'error') report.issues.push(issue);
+      else report.warnings.push({ ...issue, message: `${issue.message}: it is not deployed` });
+      continue;
+    }
+    for (const s of check.services) sources.set(s, source);
+    const group = inventory.groups.get(source)!;
+    const local = group.hosts.filter((h) => !targets.has(h));
+    for (const h of local) {
+      const services = dropped.get(h) ?? new Set<string>();
+      for (const s of check.services) services.add(s);
+      dropped.set(h, services);
+    }
+    if (local.length > 0 && local.length === group.hosts.length) {
+      report.issues.push({
+        file,
+        line: group.line,
+        field: source,
+        message:
+          `every host of [${source}] (${hostList(local.map(label))}) is ansible_connection=local, the machine stackha runs on, ` +
+          `which is not a deployment target: ${check.label} would have no host; list its hosts with ansible_host=ADDRESS`,
+      });
+    }
+  }
+
+  // Keystone's database is reached through HAProxy on the VIP: it cannot run without both.
+  if (enabled.keystone && sources.has('keystone')) {
+    const missing = (['mariadb', 'haproxy'] as const).filter((s) => !enabled[s]);
+    if (missing.length > 0) {
+      report.issues.push({
+        file: CONFIG_FILES.globals,
+        line: undefined,
+        field: 'enable_keystone',
+        message: `keystone needs ${missing.map((m) => `enable_${m}`).join(' and ')} (its database is reached through HAProxy on the VIP); set enable_keystone: false`,
+      });
+    }
+  }
+
+  // kolla-ansible before Ussuri named the load balancer group [haproxy]; stackha reads it when [loadbalancer] is
+  // empty, and refuses two different lists.
+  const old = inventory.groups.get('haproxy');
+  const current = inventory.groups.get('loadbalancer');
+  if (old && current && old.hosts.length > 0 && current.hosts.length > 0) {
+    if ([...old.hosts].sort().join(' ') !== [...current.hosts].sort().join(' ')) {
+      report.issues.push({
+        file,
+        line: old.line,
+        field: 'haproxy',
+        message:
+          "[haproxy], kolla-ansible's load balancer group before Ussuri, lists other hosts than [loadbalancer]: " +
+          'stackha (like kolla-ansible now) uses [loadbalancer]; make them the same, or remove [haproxy]',
+      });
+    }
+  }
+
+  const droppedNote = (service: string): string => {
+    const names = [...dropped].filter(([, s]) => s.has(service)).map(([h]) => label(h));
+    return names.length === 0
+      ? ''
+      : ` (${alternatives(names)} ${names.length === 1 ? 'is' : 'are'} ansible_connection=local, so not counted)`;
+  };
+
+  // Sizes: the same rule `scale remove` applies.
+  for (const rule of SAFE_SIZES) {
+    const hosts = hostsOfRule(dep, rule);
+    const source = sources.get(rule.service) ?? sources.get('keepalived');
+    if (hosts.length === 0 || source === undefined) continue;
+    const name = rule.service === 'haproxy' ? 'the load balancer (haproxy, keepalived)' : rule.service;
+    const n = hosts.length;
+    const where = { file, line: inventory.groups.get(source)?.line, field: source };
+    if (n < rule.min) {
+      const base =
+        `${name} runs on ${plural(n, 'host')} (${hostList(hosts.map((h) => label(h.name)))}), at least ${rule.min} are needed` +
+        `${droppedNote(rule.service)}: ${rule.why(n)}`;
+      if (allowSingle) {
+        report.warnings.push({
+          ...where,
+          message: `not highly available (allowed by allow-single): ${base}`,
+        });
+      } else {
+        report.issues.push({
+          ...where,
+          message: `${base}; add hosts, or, for an evaluation that is not highly available, set stackha_allow_single: true in globals.yml (or pass --allow-single)`,
+        });
+      }
+    } else if (rule.service !== 'haproxy' && n % 2 === 0) {
+      report.warnings.push({ ...where, message: evenSizeWarning(rule.service, n) });
+    }
+  }
+
+  for (const [name, services] of dropped) {
+    const host = iniHost(name);
+    const left = [...services]
+      .map((s) => {
+        const n = hostsOfRuleCount(dep, s as Service);
+        return `${s} on ${plural(n, 'host')}`;
+      })
+      .join(', ');
+    report.warnings.push({
+      file,
+      line: host?.line,
+      field: host ? hostFieldOf(host) : '',
+      message:
+        'ansible_connection=local: the machine stackha runs on is not a deployment target, so it is left out of ' +
+        `${[...services].join(', ')}; that leaves ${left}`,
+    });
+  }
+
+  checkAddresses(inventory, dep, globals, report);
+}
+
+function hostsOfRuleCount(dep: Deployment, service: Service): number {
+  const rule = SAFE_SIZES.find(
+    (r) => r.service === service || (service === 'keepalived' && r.service === 'haproxy'),
+  );
+  return rule ? hostsOfRule(dep, rule).length : hostsFor(dep, service).length;
+}
+
+/** The VIP and the hosts' addresses against the internal network (stackha_internal_prefix_length, default /24). */
+function checkAddresses(
+  inventory: IniInventory,
+  dep: Deployment,
+  globals: ParsedGlobals,
+  report: Report,
+): void {
+  const file = CONFIG_FILES.multinode;
+  const vip = dep.globals.internalVip;
+  const prefix = globals.prefixLength;
+  const vipLine = globals.lineOf('kolla_internal_vip_address');
+  const widen = `or set stackha_internal_prefix_length in globals.yml if the internal network is wider than /${prefix}`;
+  const ini = (h: HostSpec): IniHost | undefined => inventory.hosts.get(h.name);
+  const lineOf = (h: HostSpec): number | undefined => {
+    const i = ini(h);
+    return i ? (i.varLines.ansible_host ?? i.line) : undefined;
+  };
+  const fieldOf = (h: HostSpec): string => {
+    const i = ini(h);
+    return i ? hostFieldOf(i) : '';
+  };
+  const labelOf = (h: HostSpec): string => {
+    const i = ini(h);
+    return i ? hostLabel(i) : printable(h.name);
+  };
+  const hasAddress = (h: HostSpec): boolean => h.address !== '';
+
+  if (vip !== '') {
+    const holder = dep.hosts.find((h) => h.address === vip);
+    if (holder) {
+      report.issues.push({
+        file: CONFIG_FILES.globals,
+        line: vipLine,
+        field: 'kolla_internal_vip_address',
+        message: `${vip} is also the address of host ${labelOf(holder)} (the VIP must be an unused address)`,
+      });
+    }
+    const edge = subnetEdgeReason(vip, prefix);
+    if (edge !== undefined) {
+      report.issues.push({
+        file: CONFIG_FILES.globals,
+        line: vipLine,
+        field: 'kolla_internal_vip_address',
+        message: `${vip} is ${edge} (stackha_internal_prefix_length ${prefix}), not a host address`,
+      });
+    }
+  }
+  for (const h of dep.hosts.filter(hasAddress)) {
+    const edge = subnetEdgeReason(h.address, prefix);
+    if (edge !== undefined) {
+      report.issues.push({
+        file,
+        line: lineOf(h),
+        field: fieldOf(h),
+        message: `ansible_host: ${h.address} is ${edge} (stackha_internal_prefix_length ${prefix}), not a host address`,
+      });
+    }
+  }
+
+  // keepalived can hold the VIP only on a host of its subnet (VRRP stays on the segment).
+  const lbRule = SAFE_SIZES.find((r) => r.service === 'haproxy')!;
+  const lbs = hostsOfRule(dep, lbRule).filter(hasAddress);
+  // A host already refused as a load balancer outside the VIP's subnet is not refused a second time below.
+  const flagged = new Set<string>();
+  if (vip !== '' && lbs.length > 0) {
+    const inside = lbs.filter((h) => sameSubnet(h.address, vip, prefix));
+    if (inside.length === 0) {
+      report.issues.push({
+        file: CONFIG_FILES.globals,
+        line: vipLine,
+        field: 'kolla_internal_vip_address',
+        message:
+          `${vip} is outside the /${prefix} subnet of every load balancer (${hostList(lbs.map((h) => `${labelOf(h)} ${h.address}`))}): ` +
+          `keepalived can hold the VIP only on a host of its subnet; choose an unused address of theirs, ${widen}`,
+      });
+    } else {
+      for (const h of lbs.filter((x) => !inside.includes(x))) {
+        flagged.add(h.name);
+        report.issues.push({
+          file,
+          line: lineOf(h),
+          field: fieldOf(h),
+          message:
+            `${h.address} is outside ${subnetOf(vip, prefix)}, the VIP's subnet: keepalived could not hold the VIP on this load balancer; ` +
+            `move it to that subnet, take it out of the load balancer group, ${widen}`,
+        });
+      }
+    }
+  }
+
+  // Galera and RabbitMQ nodes talk to each other directly: one subnet, unless the user says a route joins them.
+  if (globals.routed) return;
+  const outliers = new Map<HostSpec, { services: string[]; subnet: string; others: HostSpec[] }>();
+  for (const service of ['mariadb', 'rabbitmq'] as const) {
+    const rule = SAFE_SIZES.find((r) => r.service === service)!;
+    const members = hostsOfRule(dep, rule).filter(hasAddress);
+    const bySubnet = new Map<string, HostSpec[]>();
+    for (const h of members) {
+      const s = subnetOf(h.address, prefix);
+      bySubnet.set(s, [...(bySubnet.get(s) ?? []), h]);
+    }
+    if (bySubnet.size < 2) continue;
+    // The subnet most members share (the first member's on a tie) is the cluster's.
+    const [subnet, others] = [...bySubnet].reduce((best, next) =>
+      next[1].length > best[1].length ? next : best,
+    );
+    for (const h of members.filter((m) => !others.includes(m) && !flagged.has(m.name))) {
+      const o = outliers.get(h) ?? { services: [], subnet, others };
+      o.services.push(service);
+      outliers.set(h, o);
+    }
+  }
+  for (const [h, o] of outliers) {
+    report.issues.push({
+      file,
+      line: lineOf(h),
+      field: fieldOf(h),
+      message:
+        `${h.address} is not in ${o.subnet} with the other ${o.services.join(' and ')} hosts (${hostList(o.others.map(labelOf))}): ` +
+        'Galera and RabbitMQ nodes must reach each other; if a route joins the subnets, set stackha_internal_routed: true in globals.yml, ' +
+        widen,
+    });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // globals.yml
-
-const TRUE_WORDS = new Set(['true', 'yes', 'on', 'y', '1']);
-const FALSE_WORDS = new Set(['false', 'no', 'off', 'n', '0']);
-
-function boolField(fallback: boolean) {
-  return z.unknown().transform((v, ctx): boolean => {
-    if (v === undefined) return fallback;
-    if (typeof v === 'boolean') return v;
-    if (v === 1 || v === 0) return v === 1;
-    if (typeof v === 'string') {
-      const word = v.trim().toLowerCase();
-      if (TRUE_WORDS.has(word)) return true;
-      if (FALSE_WORDS.has(word)) return false;
-    }
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be a boolean (true/false or "yes"/"no")' });
-    return z.NEVER;
-  });
-}
 
 function ipv4Field() {
   return z.unknown().transform((v, ctx): string => {
@@ -301,57 +722,40 @@ function ipv4Field() {
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'not an IPv4 address' });
       return z.NEVER;
     }
-    if (!isUsableIPv4(v)) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'not a usable unicast IPv4 address' });
+    const reason = unusableReason(v);
+    if (reason !== undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${v} is ${reason}` });
       return z.NEVER;
     }
     return v;
   });
 }
 
-const IFNAME = /^[^\s/:]{1,15}$/;
-
 function interfaceField() {
   return z.unknown().transform((v, ctx): string | undefined => {
     if (v === undefined) return undefined;
     if (typeof v === 'string' && IFNAME.test(v) && v !== '.' && v !== '..') return v;
-    ctx.addIssue({
-      code: z.ZodIssueCode.custom,
-      message: 'must be a network interface name (1-15 characters, no spaces, "/" or ":")',
-    });
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: IFNAME_RULE });
     return z.NEVER;
   });
 }
 
-function routerIdField() {
-  return z.unknown().transform((v, ctx): number => {
-    if (v === undefined) return 51;
-    const n =
-      typeof v === 'number'
-        ? v
-        : typeof v === 'string' && /^\d{1,3}$/.test(v.trim())
-          ? Number(v)
-          : Number.NaN;
-    if (Number.isInteger(n) && n >= 1 && n <= 255) return n;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be an integer from 1 to 255' });
-    return z.NEVER;
-  });
-}
+const SERVICES: readonly Service[] = [...INFRA_SERVICES, ...API_SERVICES];
+type EnableKey = `enable_${Service}`;
 
+/** stackha's own keys of globals.yml; the service settings are in src/settings.ts. */
 const GLOBALS_FIELDS = {
   kolla_internal_vip_address: ipv4Field(),
   network_interface: interfaceField(),
   api_interface: interfaceField(),
-  keepalived_virtual_router_id: routerIdField(),
-  keepalived_unicast_peers: boolField(false),
-  enable_mariadb: boolField(true),
-  enable_rabbitmq: boolField(true),
-  enable_memcached: boolField(true),
-  enable_haproxy: boolField(true),
-  enable_keepalived: boolField(true),
-  enable_keystone: boolField(true),
-  om_enable_rabbitmq_quorum_queues: boolField(true),
-  om_enable_rabbitmq_high_availability: boolField(false),
+  keepalived_virtual_router_id: integerRouterId(),
+  keepalived_unicast_peers: booleanSetting(false),
+  ...(Object.fromEntries(SERVICES.map((s) => [`enable_${s}`, booleanSetting(true)])) as Record<
+    EnableKey,
+    ReturnType<typeof booleanSetting>
+  >),
+  om_enable_rabbitmq_quorum_queues: booleanSetting(true),
+  om_enable_rabbitmq_high_availability: booleanSetting(false),
   stackha_profile: z.unknown().transform((v, ctx): ProfileName => {
     if (v === undefined) return 'stackha';
     if (v === 'stackha' || v === 'kolla') return v;
@@ -367,10 +771,37 @@ const GLOBALS_FIELDS = {
     });
     return z.NEVER;
   }),
+  stackha_allow_single: booleanSetting(false),
+  stackha_internal_prefix_length: integerSetting(24, 8, 30),
+  stackha_internal_routed: booleanSetting(false),
 };
+
+function integerRouterId() {
+  return z.unknown().transform((v, ctx): number => {
+    if (v === undefined) return 51;
+    const n =
+      typeof v === 'number'
+        ? v
+        : typeof v === 'string' && /^\d{1,3}$/.test(v.trim())
+          ? Number(v)
+          : Number.NaN;
+    if (Number.isInteger(n) && n >= 1 && n <= 255) return n;
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be an integer from 1 to 255' });
+    return z.NEVER;
+  });
+}
 
 type GlobalsKey = keyof typeof GLOBALS_FIELDS;
 type GlobalsValues = { [K in GlobalsKey]: z.output<(typeof GLOBALS_FIELDS)[K]> };
+
+/** Every key stackha reads from globals.yml (its own, the enable_* keys and the service settings). */
+export const STACKHA_GLOBALS_KEYS: readonly string[] = [
+  ...Object.keys(GLOBALS_FIELDS),
+  ...Object.keys(SERVICE_SETTINGS),
+];
+
+/** Keys globals.yml must have. */
+const REQUIRED_GLOBALS = ['kolla_internal_vip_address'] as const;
 
 interface ParsedYaml {
   doc: Document.Parsed;
@@ -378,6 +809,8 @@ interface ParsedYaml {
   map: YAMLMap | undefined;
   /** Line of a top-level key, or undefined when absent. */
   lineOf: (key: string) => number | undefined;
+  /** Top-level keys with their lines, in file order. */
+  keys: { key: string; line: number | undefined }[];
 }
 
 function parseYamlMap(
@@ -405,20 +838,45 @@ function parseYamlMap(
     return undefined;
   }
   const map = isMap(contents) ? contents : undefined;
-  const lineOf = (key: string): number | undefined => {
-    const pair = map?.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
-    const range = pair && isScalar(pair.key) ? pair.key.range : undefined;
-    return range ? lines.linePos(range[0]).line : undefined;
-  };
-  return { doc, lines, map, lineOf };
+  const keys: { key: string; line: number | undefined }[] = [];
+  for (const pair of map?.items ?? []) {
+    if (!isScalar(pair.key)) continue;
+    const range = pair.key.range;
+    keys.push({ key: String(pair.key.value), line: range ? lines.linePos(range[0]).line : undefined });
+  }
+  const lineOf = (key: string): number | undefined => keys.find((k) => k.key === key)?.line;
+  return { doc, lines, map, lineOf, keys };
 }
 
-function parseGlobals(
-  text: string,
-  issues: InputIssue[],
-): { value: Globals; lineOf: (key: string) => number | undefined } | undefined {
+interface ParsedGlobals {
+  value: Globals;
+  raw: Readonly<Record<string, unknown>>;
+  lineOf: (key: string) => number | undefined;
+  /** Whether globals.yml has the key with a value (a key with an empty value counts as absent). */
+  sets: (key: string) => boolean;
+  allowSingle: boolean;
+  prefixLength: number;
+  routed: boolean;
+}
+
+/** An older name of a service setting, still read. */
+function isSettingAlias(key: string): boolean {
+  return Object.values(SERVICE_SETTINGS).some((spec) => 'alias' in spec && spec.alias === key);
+}
+
+/** Whether a key of globals.yml is one kolla-ansible knows (so it is accepted without a word). */
+function isKollaKey(key: string): boolean {
+  if (KOLLA_GLOBALS_KEYS.has(key)) return true;
+  // A role's own setting (nova_api_workers), unless it is a near miss of a key stackha reads.
+  return (
+    KOLLA_ROLE_PREFIXES.some((p) => key.startsWith(p)) && closest(key, STACKHA_GLOBALS_KEYS) === undefined
+  );
+}
+
+function parseGlobals(text: string, report: Report): ParsedGlobals | undefined {
   const file = CONFIG_FILES.globals;
-  const parsed = parseYamlMap(text, file, issues, (e) => `YAML syntax error: ${e.message}`);
+  const issues = report.issues;
+  const parsed = parseYamlMap(text, file, issues, (e) => `YAML syntax error: ${printable(e.message, 200)}`);
   if (!parsed) return undefined;
   let raw: Record<string, unknown> = {};
   try {
@@ -428,30 +886,105 @@ function parseGlobals(
       file,
       line: undefined,
       field: '',
-      message: `cannot read the YAML: ${(err as Error).message}`,
+      message: `cannot read the YAML: ${printable((err as Error).message, 200)}`,
     });
     return undefined;
   }
+  const present = (key: string): boolean => raw[key] !== undefined && raw[key] !== null;
+
+  // A misspelt key: the closest key stackha reads that is not in the file, or else a kolla-ansible key.
+  const misspelt = new Map<string, { key: string; line: number | undefined }>();
+  for (const k of parsed.keys) {
+    if (STACKHA_GLOBALS_KEYS.includes(k.key) || isKollaKey(k.key) || isSettingAlias(k.key)) continue;
+    const candidate = closest(
+      k.key,
+      STACKHA_GLOBALS_KEYS.filter((s) => !present(s)),
+    );
+    if (candidate !== undefined && !misspelt.has(candidate)) misspelt.set(candidate, k);
+  }
+  const referenced = new Set<string>();
 
   // Each known key is checked on its own, so one bad key reports its issue and the others still count.
-  const values: Record<string, unknown> = {};
-  for (const [key, schema] of Object.entries(GLOBALS_FIELDS) as [GlobalsKey, z.ZodTypeAny][]) {
-    const one = schema.safeParse(raw[key]);
-    if (one.success) {
-      values[key] = one.data;
-      continue;
+  const check = <T>(key: string, schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown): T => {
+    const line = parsed.lineOf(key);
+    if (typeof value === 'string' && TEMPLATE.test(value)) {
+      const fallback = schema.safeParse(undefined);
+      const hint =
+        fallback.success && fallback.data !== undefined
+          ? ` (or remove the key: stackha's default is ${String(fallback.data)})`
+          : '';
+      issues.push({ file, line, field: key, message: `${TEMPLATE_RULE}${hint}` });
+      return fallback.data as T;
     }
+    const one = schema.safeParse(value);
+    if (one.success) return one.data;
     for (const zi of one.error.issues) {
-      const path = [key, ...zi.path.map(String)];
-      issues.push({ file, line: parsed.lineOf(path[0]!), field: path.join('.'), message: zi.message });
+      issues.push({ file, line, field: [key, ...zi.path.map(String)].join('.'), message: zi.message });
     }
     // Fall back to the default, so the other files are still checked against a sensible config.
-    values[key] = schema.safeParse(undefined).data;
+    return schema.safeParse(undefined).data as T;
+  };
+  const values: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(GLOBALS_FIELDS) as [GlobalsKey, z.ZodTypeAny][]) {
+    values[key] = check(key, schema, raw[key]);
   }
+  // The required key, when it is missing, may be misspelt.
+  for (const key of REQUIRED_GLOBALS) {
+    if (present(key)) continue;
+    const typo = misspelt.get(key);
+    const issue = issues.find((i) => i.file === file && i.field === key);
+    if (typo && issue) {
+      issue.line = typo.line;
+      issue.message += `; line ${typo.line} has ${quoted(typo.key)}: a misspelling of ${key}?`;
+      referenced.add(typo.key);
+    }
+  }
+
+  const settings: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(SERVICE_SETTINGS) as [
+    SettingKey,
+    (typeof SERVICE_SETTINGS)[SettingKey],
+  ][]) {
+    const alias = 'alias' in spec ? spec.alias : undefined;
+    if (alias !== undefined && raw[alias] !== undefined) {
+      const both = raw[key] !== undefined;
+      report.warnings.push({
+        file,
+        line: parsed.lineOf(alias),
+        field: alias,
+        message: both
+          ? `ignored: ${key}, its new name, is set too; remove ${alias}`
+          : `renamed ${key} (kolla-ansible's name): the value is used, but rename the key`,
+      });
+      if (!both) {
+        settings[key] = check(alias, spec.schema as z.ZodTypeAny, raw[alias]);
+        continue;
+      }
+    }
+    settings[key] = check(key, spec.schema as z.ZodTypeAny, raw[key]);
+  }
+
+  // Unknown keys: a warning, with the key it probably stands for.
+  for (const k of parsed.keys) {
+    if (referenced.has(k.key) || STACKHA_GLOBALS_KEYS.includes(k.key) || isKollaKey(k.key)) continue;
+    if (isSettingAlias(k.key)) continue;
+    const ours = closest(k.key, STACKHA_GLOBALS_KEYS);
+    const theirs = ours === undefined ? closest(k.key, KOLLA_GLOBALS_KEYS) : undefined;
+    let message: string;
+    if (ours !== undefined) {
+      const fallback = present(ours) ? '' : defaultNote(ours);
+      message = `unknown key, ignored: did you mean ${ours}?${fallback}`;
+    } else if (theirs !== undefined) {
+      message = `unknown key, ignored: did you mean ${theirs}? (a kolla-ansible key stackha does not use)`;
+    } else {
+      message = 'unknown key, ignored: neither stackha nor kolla-ansible has it';
+    }
+    report.warnings.push({ file, line: k.line, field: printable(k.key), message });
+  }
+
   const known = values as Partial<GlobalsValues>;
   const fieldOr = <K extends GlobalsKey>(key: K, fallback: NonNullable<GlobalsValues[K]>) =>
     known[key] ?? fallback;
-
   const networkInterface = fieldOr('network_interface', 'eth0');
   const value: Globals = {
     internalVip: fieldOr('kolla_internal_vip_address', ''),
@@ -459,21 +992,36 @@ function parseGlobals(
     apiInterface: fieldOr('api_interface', networkInterface),
     keepalivedVirtualRouterId: fieldOr('keepalived_virtual_router_id', 51),
     keepalivedUnicastPeers: fieldOr('keepalived_unicast_peers', false),
-    enabled: {
-      memcached: fieldOr('enable_memcached', true),
-      mariadb: fieldOr('enable_mariadb', true),
-      rabbitmq: fieldOr('enable_rabbitmq', true),
-      haproxy: fieldOr('enable_haproxy', true),
-      keepalived: fieldOr('enable_keepalived', true),
-      keystone: fieldOr('enable_keystone', true),
-    },
+    enabled: Object.fromEntries(SERVICES.map((s) => [s, fieldOr(`enable_${s}`, true)])) as Record<
+      Service,
+      boolean
+    >,
     rabbitmqQuorumQueues: fieldOr('om_enable_rabbitmq_quorum_queues', true),
     rabbitmqMirroredQueues: fieldOr('om_enable_rabbitmq_high_availability', false),
     profile: fieldOr('stackha_profile', 'stackha'),
     lab: known.stackha_lab,
+    settings: settings as Settings,
     raw,
   };
-  return { value, lineOf: parsed.lineOf };
+  return {
+    value,
+    raw,
+    lineOf: parsed.lineOf,
+    sets: (key) => present(key) && known[key as GlobalsKey] !== undefined,
+    allowSingle: fieldOr('stackha_allow_single', false),
+    prefixLength: fieldOr('stackha_internal_prefix_length', 24),
+    routed: fieldOr('stackha_internal_routed', false),
+  };
+}
+
+/** `; enable_haproxy is not set, so its default (true) applies`, for a key whose misspelling was found. */
+function defaultNote(key: string): string {
+  const schema =
+    (GLOBALS_FIELDS as Record<string, z.ZodTypeAny>)[key] ??
+    (SERVICE_SETTINGS as Record<string, { schema: z.ZodTypeAny }>)[key]?.schema;
+  const fallback = schema?.safeParse(undefined);
+  if (!fallback?.success || fallback.data === undefined) return ` ${key} is not set`;
+  return ` ${key} is not set, so its default (${String(fallback.data)}) applies`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -483,12 +1031,52 @@ const SAFE_SECRET = /^[A-Za-z0-9._~^*+=@%!,:/-]+$/;
 const SAFE_SECRET_RULE =
   'contains a character stackha cannot put in every config file safely (use letters, digits and . _ ~ ^ * + = @ % ! , : / -)';
 
+/** Every key a passwords.yml may have at its top level: stackha's and kolla-ansible's. */
+export function isKnownPasswordKey(key: string): boolean {
+  return (PASSWORD_KEYS as readonly string[]).includes(key) || KOLLA_PASSWORD_KEYS.has(key);
+}
+
+/** A key of kolla's passwords.yml whose value is a map (an SSH key pair). */
+export function isMapPasswordKey(key: string): boolean {
+  return KOLLA_SECRET_KINDS.sshKey.has(key);
+}
+
+/**
+ * Keys indented under another key by mistake (`database_password:` then `  rabbitmq_password:`): the YAML makes
+ * them part of the first key's value. Only keys that belong at the top level are looked for, and never inside
+ * kolla's SSH key maps.
+ */
+export function nestedPasswordKeys(
+  map: YAMLMap,
+  lines: LineCounter,
+): { key: string; line: number | undefined; parent: string; parentLine: number | undefined }[] {
+  const found: { key: string; line: number | undefined; parent: string; parentLine: number | undefined }[] =
+    [];
+  const lineOf = (node: unknown): number | undefined => {
+    const range = isScalar(node) ? node.range : undefined;
+    return range ? lines.linePos(range[0]).line : undefined;
+  };
+  for (const pair of map.items) {
+    if (!isScalar(pair.key) || !isMap(pair.value)) continue;
+    const parent = String(pair.key.value);
+    if (isMapPasswordKey(parent)) continue;
+    for (const child of pair.value.items) {
+      if (!isScalar(child.key)) continue;
+      const key = String(child.key.value);
+      if (isKnownPasswordKey(key))
+        found.push({ key, line: lineOf(child.key), parent, parentLine: lineOf(pair.key) });
+    }
+  }
+  return found;
+}
+
 function parsePasswords(
   text: string,
   enabled: Readonly<Record<Service, boolean>> | undefined,
-  issues: InputIssue[],
+  report: Report,
 ): Passwords | undefined {
   const file = CONFIG_FILES.passwords;
+  const issues = report.issues;
   // The parser's messages can quote source text, which here is secret: report only the error kind and line.
   const parsed = parseYamlMap(text, file, issues, (e) => `YAML syntax error (${e.code})`);
   if (!parsed) return undefined;
@@ -510,6 +1098,20 @@ function parsePasswords(
     }
   }
 
+  const nested = parsed.map ? nestedPasswordKeys(parsed.map, parsed.lines) : [];
+  for (const n of nested) {
+    issues.push({
+      file,
+      line: n.line,
+      field: n.key,
+      message:
+        `indented under ${n.parent}${n.parentLine ? ` (line ${n.parentLine})` : ''}, so it is part of ${n.parent}'s value, ` +
+        'not a key of its own: remove the indentation',
+    });
+  }
+  const nestedParents = new Set(nested.map((n) => n.parent));
+  const nestedKeys = new Set(nested.map((n) => n.key));
+
   for (const key of enabled ? PASSWORD_KEYS : []) {
     const service = PASSWORD_NEEDED_BY[key];
     if (service !== undefined && !enabled?.[service]) continue;
@@ -522,8 +1124,29 @@ function parsePasswords(
       }
       continue;
     }
-    const message = notString.has(key) ? 'must be a string' : 'missing (run stackha genpwd)';
-    issues.push({ file, line: parsed.lineOf(key), field: key, message });
+    if (nestedKeys.has(key)) continue;
+    if (notString.has(key)) {
+      const why = nestedParents.has(key)
+        ? 'must be a string, not a map of the keys indented under it'
+        : 'must be a string';
+      issues.push({ file, line: parsed.lineOf(key), field: key, message: why });
+      continue;
+    }
+    // Missing: perhaps misspelt (the closest key of the file that is no known key).
+    let line = parsed.lineOf(key);
+    let message = 'missing (run stackha genpwd)';
+    if (line === undefined) {
+      const typo = parsed.keys.find(
+        (k) =>
+          !isKnownPasswordKey(k.key) &&
+          editDistance(k.key.toLowerCase(), key, typoLimit(key)) <= typoLimit(key),
+      );
+      if (typo) {
+        line = typo.line;
+        message = `missing; line ${typo.line} has ${quoted(typo.key)}: a misspelling of ${key}? (rename it, or run stackha genpwd)`;
+      }
+    }
+    issues.push({ file, line, field: key, message });
   }
   return Object.fromEntries(passwords);
 }

@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, wr
 import { join } from 'node:path';
 import { LabHost } from '../hosts/lab.js';
 import { isAlive, procStat } from '../hosts/proc.js';
+import { quoted } from '../inventory/errors.js';
 import { execArgv, execOrThrow } from '../util/exec.js';
 import { sleep } from '../util/wait.js';
 
@@ -34,7 +35,7 @@ export const clientNs = (lab: string): string => `${lab}-client`;
 export function validateLabName(name: string): void {
   if (!LAB_NAME.test(name)) {
     throw new Error(
-      `lab name "${name}": 1-8 characters, a lowercase letter then lowercase letters or digits`,
+      `lab name ${quoted(name)}: 1-8 characters, a lowercase letter then lowercase letters or digits`,
     );
   }
 }

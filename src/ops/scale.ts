@@ -24,7 +24,7 @@ import {
   shrinkQuorumQueues,
 } from '../services/rabbitmq.js';
 import type { RenderTarget } from '../services/types.js';
-import { hostsFor } from '../topology.js';
+import { SAFE_SIZES, evenSizeWarning, hostsFor, hostsOfRule } from '../topology.js';
 import { waitFor } from '../util/wait.js';
 import { clusterProblems, clusterStatus } from './status.js';
 
@@ -44,45 +44,12 @@ export function withoutHost(dep: Deployment, name: string): Deployment {
   };
 }
 
-/**
- * The smallest safe size of each clustered service, and why. Galera and RabbitMQ (quorum queues, pause_minority)
- * keep working only while a majority of their members is up: three is the smallest size that survives losing one.
- * The VIP needs a second load balancer to move to.
- */
-export const SAFE_SIZES = [
-  {
-    service: 'mariadb',
-    min: 3,
-    why: (n: number) =>
-      n === 2
-        ? 'a Galera cluster of 2 has no quorum to lose: when either node fails, the other is 1 of 2, not a majority, and stops taking writes'
-        : 'a single Galera node has no quorum to lose: nothing survives its failure',
-  },
-  {
-    service: 'rabbitmq',
-    min: 3,
-    why: (n: number) =>
-      n === 2
-        ? 'a RabbitMQ cluster of 2 has no quorum to lose: quorum queues and pause_minority stop when either node fails'
-        : 'a single RabbitMQ node has no quorum to lose: nothing survives its failure',
-  },
-  {
-    service: 'haproxy',
-    min: 2,
-    why: () => 'one load balancer left: the VIP would have nowhere to move when it fails',
-  },
-] as const;
-
 export interface ScaleCheck {
   /** Why the operation must not run; empty when it may. */
   readonly refusals: readonly string[];
   /** What the operator should know (an even cluster size), without refusing. */
   readonly warnings: readonly string[];
 }
-
-const evenWarning = (service: string, n: number): string =>
-  `${service}: ${n} nodes is an even size: a partition that splits it ${n / 2}+${n / 2} leaves neither side a ` +
-  'majority and both stop; an odd size (3, 5) tolerates the same failures without that risk';
 
 /** Whether `name` may leave the deployment: no clustered service may drop below its safe size. */
 export function removalCheck(dep: Deployment, name: string): ScaleCheck {
@@ -91,14 +58,14 @@ export function removalCheck(dep: Deployment, name: string): ScaleCheck {
   const refusals: string[] = [];
   const warnings: string[] = [];
   for (const rule of SAFE_SIZES) {
-    const hosts = hostsFor(dep, rule.service);
+    const hosts = hostsOfRule(dep, rule);
     if (!hosts.some((h) => h.name === name)) continue;
     const left = hosts.length - 1;
     if (left < rule.min)
       refusals.push(
         `${rule.service}: removing ${name} leaves ${left} (at least ${rule.min} needed): ${rule.why(left)}`,
       );
-    else if (rule.service !== 'haproxy' && left % 2 === 0) warnings.push(evenWarning(rule.service, left));
+    else if (rule.service !== 'haproxy' && left % 2 === 0) warnings.push(evenSizeWarning(rule.service, left));
   }
   if (dep.hosts.length === 1) refusals.push(`${name} is the only host`);
   return { refusals, warnings };
@@ -117,7 +84,7 @@ export function additionCheck(dep: Deployment, name: string): ScaleCheck {
   for (const service of ['mariadb', 'rabbitmq'] as const) {
     const hosts = hostsFor(dep, service);
     if (hosts.some((h) => h.name === name) && hosts.length % 2 === 0)
-      warnings.push(evenWarning(service, hosts.length));
+      warnings.push(evenSizeWarning(service, hosts.length));
   }
   return { refusals: [], warnings };
 }
@@ -302,6 +269,8 @@ export async function scaleRemove(
       passwords: readFileSync(join(dep.configDir, CONFIG_FILES.passwords), 'utf8'),
     },
     dep.configDir,
+    // Only whether the host is gone is asked here; removalCheck has applied the size rule.
+    { allowSingle: true },
   );
   if (reread.hosts.some((h) => h.name === name))
     throw new ScaleRefused(

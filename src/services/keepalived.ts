@@ -19,7 +19,8 @@ export function renderKeepalivedConf(dep: Deployment, t: RenderTarget): string {
   const lbs = hostsFor(dep, 'keepalived');
   const index = lbs.findIndex((h) => h.name === t.host.name);
   const priority = k.priorities(lbs.length)[index] ?? 1;
-  const iface = g.apiInterface;
+  // kolla-ansible puts the VIP on api_interface, which may differ per host.
+  const iface = t.host.apiInterface;
   const lines = [
     `# Rendered by stackha for ${t.host.name}; local edits are overwritten by the next deploy.`,
     'global_defs {',
@@ -144,16 +145,22 @@ export function haproxyWatchAgent(): string[] {
   return [process.execPath, builtScript('agents/haproxy-watch.js')];
 }
 
+/** The interface that carries the VIP on a host: its api_interface (globals.yml's default when not in the inventory). */
+export function vipInterface(dep: Deployment, hostName: string): string {
+  return dep.hosts.find((h) => h.name === hostName)?.apiInterface ?? dep.globals.apiInterface;
+}
+
 /** Removes the VIP from a host where no keepalived runs any more (a crashed one leaves it behind). */
 export async function releaseVip(host: Host, dep: Deployment): Promise<void> {
   if (await holdsVip(host, dep)) {
-    await host.run(['ip', 'addr', 'del', `${dep.globals.internalVip}/32`, 'dev', dep.globals.apiInterface]);
+    const dev = vipInterface(dep, host.name);
+    await host.run(['ip', 'addr', 'del', `${dep.globals.internalVip}/32`, 'dev', dev]);
   }
 }
 
 /** True when the host has the VIP on its interface. */
 export async function holdsVip(host: Host, dep: Deployment): Promise<boolean> {
-  const r = await host.exec(['ip', '-o', '-4', 'addr', 'show', 'dev', dep.globals.apiInterface], {
+  const r = await host.exec(['ip', '-o', '-4', 'addr', 'show', 'dev', vipInterface(dep, host.name)], {
     timeoutMs: 5000,
   });
   return r.stdout.includes(` ${dep.globals.internalVip}/`);

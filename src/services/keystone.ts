@@ -61,16 +61,11 @@ export function keystoneHosts(dep: Deployment): HostSpec[] {
   return dep.globals.enabled.keystone ? hostsFor(dep, 'keystone') : [];
 }
 
-const positiveInt = (v: unknown, fallback: number): number => {
-  const n = Number(v);
-  return Number.isInteger(n) && n > 0 ? n : fallback;
-};
-
 /** uwsgi workers per host: 2 processes x 2 threads by default (password hashing releases the GIL). */
 export function keystoneWorkers(dep: Deployment): { processes: number; threads: number } {
   return {
-    processes: positiveInt(dep.globals.raw.keystone_uwsgi_processes, 2),
-    threads: positiveInt(dep.globals.raw.keystone_uwsgi_threads, 2),
+    processes: dep.globals.settings.keystone_uwsgi_processes,
+    threads: dep.globals.settings.keystone_uwsgi_threads,
   };
 }
 
@@ -91,7 +86,7 @@ Holds the database and RabbitMQ passwords: mode 0600.`,
       cacheSection(dep),
       section('token', [
         ['provider', 'fernet'],
-        ['expiration', positiveInt(dep.globals.raw.fernet_token_expiry, 86400)],
+        ['expiration', dep.globals.settings.fernet_token_expiry],
       ]),
       // Every host has the same keys (stackha distributes them); auth receipts share the token keys.
       section('fernet_tokens', [

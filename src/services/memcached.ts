@@ -12,8 +12,8 @@ export const MEMCACHED_PORT = 11211;
  * (never the VIP, never 0.0.0.0) and UDP off, since it has no authentication (the spec's security note).
  */
 export function renderMemcached(dep: Deployment, t: RenderTarget): ServiceUnit {
-  const memoryMb = Number(dep.globals.raw.memcached_memory_mb ?? 64);
-  const maxConnections = Number(dep.globals.raw.memcached_connection_limit ?? 5000);
+  const memoryMb = dep.globals.settings.memcached_max_memory;
+  const maxConnections = dep.globals.settings.memcached_connection_limit;
   return {
     files: [],
     dirs: [],

@@ -13,7 +13,7 @@ export const PROBE_API_PORT = 8790;
  * `enable_stackha_probe_api: false`; never on real hosts.
  */
 export function probeApiEnabled(dep: Deployment): boolean {
-  return dep.globals.lab !== undefined && dep.globals.raw.enable_stackha_probe_api !== false;
+  return dep.globals.lab !== undefined && dep.globals.settings.enable_stackha_probe_api;
 }
 
 export function probeApiHosts(dep: Deployment) {

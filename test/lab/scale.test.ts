@@ -189,7 +189,7 @@ describe('scale and rolling operations under load', () => {
   it('a changed setting restarts only the service it touches, host by host', async () => {
     const hosts = ['ctl1', 'ctl2', 'ctl3'];
     const globals = join(lab.dep.configDir, 'globals.yml');
-    writeFileSync(globals, `${readFileSync(globals, 'utf8')}memcached_memory_mb: 96\n`);
+    writeFileSync(globals, `${readFileSync(globals, 'utf8')}memcached_max_memory: 96\n`);
     const before = await pids(hosts);
     const t0 = Date.now();
     const r = await lab.cli(['deploy']);

@@ -69,3 +69,120 @@ describe('stackha CLI on bad input', () => {
     }
   });
 });
+
+describe('stackha CLI: paths, warnings and --allow-single (issue 9)', () => {
+  let good: string;
+  const run = (...args: string[]) => execArgv([process.execPath, CLI, ...args]);
+  const PASSWORDS = [
+    'database_password',
+    'mariadb_backup_database_password',
+    'rabbitmq_password',
+    'rabbitmq_cluster_cookie',
+    'keepalived_password',
+    'haproxy_password',
+    'memcache_secret_key',
+    'keystone_admin_password',
+    'keystone_database_password',
+  ]
+    .map((k) => `${k}: TOPSECRET${k.length}\n`)
+    .join('');
+
+  beforeAll(() => {
+    good = mkdtempSync(join(tmpdir(), 'stackha-cli-good-'));
+    writeFileSync(join(good, 'multinode'), '[control]\nctl1 ansible_host=198.18.5.11\n');
+    writeFileSync(
+      join(good, 'globals.yml'),
+      'kolla_internal_vip_address: 198.18.5.10\nenable_haproxyy: no\n',
+    );
+    writeFileSync(join(good, 'passwords.yml'), PASSWORDS, { mode: 0o600 });
+    chmodSync(join(good, 'passwords.yml'), 0o600);
+  });
+  afterAll(() => rmSync(good, { recursive: true, force: true }));
+
+  it('refuses a one-host inventory, and accepts it with --allow-single, warnings on stderr', async () => {
+    const refused = await run('-c', good, 'check');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /^multinode:1 control: mariadb runs on 1 host \(ctl1\), at least 3 are needed/m,
+    );
+    expect(refused.stderr).toMatch(
+      /^warning: globals\.yml:2 enable_haproxyy: unknown key, ignored: did you mean enable_haproxy\?/m,
+    );
+    const allowed = await run('-c', good, '--allow-single', 'check');
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(allowed.stdout).toBe(`${good}: 1 hosts, VIP 198.18.5.10, profile stackha: OK\n`);
+    expect(allowed.stderr.split('\n').filter(Boolean)).toEqual([
+      'warning: globals.yml:2 enable_haproxyy: unknown key, ignored: did you mean enable_haproxy? enable_haproxy is not set, so its default (true) applies',
+      'warning: multinode:1 control: not highly available (allowed by allow-single): mariadb runs on 1 host (ctl1), at least 3 are needed: a single Galera node has no quorum to lose: nothing survives its failure',
+      'warning: multinode:1 control: not highly available (allowed by allow-single): rabbitmq runs on 1 host (ctl1), at least 3 are needed: a single RabbitMQ node has no quorum to lose: nothing survives its failure',
+      'warning: multinode:1 control: not highly available (allowed by allow-single): the load balancer (haproxy, keepalived) runs on 1 host (ctl1), at least 2 are needed: with one load balancer the VIP has nowhere to move when it fails',
+    ]);
+    expect(allowed.stdout + allowed.stderr).not.toContain('TOPSECRET');
+  });
+
+  it.each([
+    [
+      'a config dir that is a file',
+      () => ['-c', join(good, 'multinode'), 'check'],
+      () =>
+        `stackha: config dir ${join(good, 'multinode')} is a file, not a directory: pass the directory that holds multinode, globals.yml and passwords.yml`,
+    ],
+    [
+      'an empty --config-dir=',
+      () => ['--config-dir=', 'check'],
+      () =>
+        'stackha: --config-dir is empty: give the directory that holds multinode, globals.yml and passwords.yml',
+    ],
+    [
+      'a lab name with ..',
+      () => ['--lab', '..', 'check'],
+      () =>
+        'stackha: --lab "..": a lab name is 1-8 lowercase letters and digits, starting with a letter (e.g. --lab stackha)',
+    ],
+    [
+      'a lab name with /',
+      () => ['--lab', 'a/b', 'genpwd'],
+      () =>
+        'stackha: --lab "a/b": a lab name is 1-8 lowercase letters and digits, starting with a letter (e.g. --lab stackha)',
+    ],
+    [
+      'an empty lab name',
+      () => ['--lab=', 'status'],
+      () =>
+        'stackha: --lab "": a lab name is 1-8 lowercase letters and digits, starting with a letter (e.g. --lab stackha)',
+    ],
+    [
+      'a passwords file in a missing directory',
+      () => ['genpwd', '-p', join(good, 'no', 'passwords.yml')],
+      () =>
+        `stackha: cannot write ${join(good, 'no', 'passwords.yml')}: directory ${join(good, 'no')} does not exist (create it: mkdir -p ${join(good, 'no')})`,
+    ],
+  ])('%s: one line naming the path and the fix, exit 2', async (_case, args, message) => {
+    const r = await run(...args());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`${message()}\n`);
+    expect(r.stderr).not.toMatch(/ENOTDIR|EISDIR|ENOENT|\.tmp|at .*\.js/);
+  });
+
+  it('genpwd --all on a kolla passwords.yml: what was filled and what was left, never a value', async () => {
+    const file = join(good, 'kolla-passwords.yml');
+    writeFileSync(
+      file,
+      `${PASSWORDS}nova_database_password:\nnova_ssh_key:\n  private_key:\n  public_key:\n`,
+      {
+        mode: 0o640,
+      },
+    );
+    chmodSync(file, 0o640);
+    const plain = await run('genpwd', '-p', file);
+    expect(plain.stdout.split('\n').filter(Boolean)).toEqual([
+      `${file}: nothing to create; kept 9`,
+      `${file}: mode 0640 changed to 0600`,
+      "1 other empty keys (kolla-ansible's) left empty; stackha genpwd --all fills them",
+      'left empty: nova_ssh_key (SSH key pairs and blank-by-design keys: kolla-genpwd fills them)',
+    ]);
+    const all = await run('genpwd', '--all', '-p', file);
+    expect(all.stdout.split('\n')[0]).toBe(`${file}: created nova_database_password; kept 9`);
+    expect(plain.stdout + all.stdout).not.toContain('TOPSECRET');
+  });
+});

@@ -151,11 +151,23 @@ describe('parseIniInventory: semantics', () => {
     });
   });
 
-  it('accepts a host that appears twice on different lines, later values winning', () => {
-    const inv = parse('[a]\nh1 v=1\n[b]\nh1 v=2 w=3\n');
+  it('merges a host that appears twice on different lines when its variables agree', () => {
+    const inv = parse('[a]\nh1 v=1\n[b]\nh1 v=1 w=3\n');
     expect(inv.issues).toEqual([]);
-    expect(inv.hosts.get('h1')?.vars).toEqual({ v: '2', w: '3' });
+    expect(inv.hosts.get('h1')?.vars).toEqual({ v: '1', w: '3' });
     expect(inv.hosts.get('h1')?.line).toBe(2);
+  });
+
+  it('refuses a host line repeated with a different value, printing only values that are not secrets', () => {
+    const inv = parse(
+      '[a]\nh1 ansible_host=10.0.0.1 ansible_become_password=TOPSECRET1\n[b]\nh1 ansible_host=10.0.0.2 ansible_become_password=TOPSECRET2\n',
+    );
+    expect(inv.issues.map(formatIssue)).toEqual([
+      "multinode:4 h1: ansible_host=10.0.0.2 here, but ansible_host=10.0.0.1 on line 2: a host's variables must agree on every line that names it",
+      "multinode:4 h1: ansible_become_password here differs from ansible_become_password on line 2: a host's variables must agree on every line that names it (the values are not printed)",
+    ]);
+    // The first value stays; nothing silently wins.
+    expect(inv.hosts.get('h1')?.vars.ansible_host).toBe('10.0.0.1');
   });
 
   it('accepts the same variable twice on one line when the values agree', () => {
@@ -287,5 +299,32 @@ describe('tokenize', () => {
   it('splits like a shell and stops at a comment', () => {
     expect(tokenize(`a b="c d" e='f g' h\\ i # j`)).toEqual({ tokens: ['a', 'b=c d', 'e=f g', 'h i'] });
     expect(tokenize('a "b')).toEqual({ tokens: ['a'], error: 'unterminated " quote' });
+  });
+});
+
+describe('parseIniInventory: wrapped secrets (issue 9)', () => {
+  it('never prints the rest of a [group:vars] secret wrapped onto its own line', () => {
+    const inv = parse(
+      '[control:vars]\nansible_become_password=TOPSECRET-start\n-TOPSECRET=rest\n[control]\nctl1\n',
+    );
+    expect(inv.issues.map(formatIssue)).toEqual([
+      'multinode:3 control: this line looks like the rest of ansible_become_password on line 2, wrapped: join it to line 2 (the line is not printed: it may be a secret)',
+    ]);
+  });
+
+  it('marks a bare host line after a secret-looking variable, and clears the mark when the host is named again', () => {
+    const inv = parse('[a]\nh1 ansible_ssh_pass=x\nmaybe_secret\n[b]\nh2 k=v\nmaybe_secret k=v\n');
+    expect(inv.issues).toEqual([]);
+    expect(inv.hosts.get('maybe_secret')?.wrappedAfter).toBeUndefined();
+    const once = parse('[a]\nh1 ansible_ssh_pass=x\nmaybe_secret\n');
+    expect(once.hosts.get('maybe_secret')?.wrappedAfter).toEqual({ key: 'ansible_ssh_pass', line: 2 });
+    // An ordinary variable before it marks nothing: kolla's multinode has bare hosts after host lines.
+    expect(parse('[a]\nh1 ansible_user=kolla\nh2\n').hosts.get('h2')?.wrappedAfter).toBeUndefined();
+  });
+
+  it('merges a kolla inventory that names a host first bare, then with its address', () => {
+    const inv = parse('[control]\ncontrol01\n[control]\ncontrol01 ansible_host=10.0.0.11\n');
+    expect(inv.issues).toEqual([]);
+    expect(inv.hosts.get('control01')?.vars).toEqual({ ansible_host: '10.0.0.11' });
   });
 });

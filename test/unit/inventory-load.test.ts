@@ -1,10 +1,11 @@
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type InputIssue, InventoryError, formatIssue } from '../../src/inventory/errors.js';
+import { ConfigPathError, type InputIssue, InventoryError, formatIssue } from '../../src/inventory/errors.js';
 import { type ConfigTexts, buildDeployment, isIPv4, loadDeployment } from '../../src/inventory/load.js';
 import { PASSWORD_KEYS } from '../../src/model.js';
+import { defaultSettings } from '../../src/settings.js';
 import { hostsFor } from '../../src/topology.js';
 
 const KOLLA = join(import.meta.dirname, '../fixtures/inventory/kolla');
@@ -113,7 +114,16 @@ describe('buildDeployment: globals.yml', () => {
       rabbitmqMirroredQueues: false,
       profile: 'stackha',
       lab: undefined,
+      settings: defaultSettings(),
       raw: { kolla_internal_vip_address: '10.0.0.10' },
+    });
+    expect(defaultSettings()).toEqual({
+      fernet_token_expiry: 86400,
+      keystone_uwsgi_processes: 2,
+      keystone_uwsgi_threads: 2,
+      memcached_max_memory: 64,
+      memcached_connection_limit: 5000,
+      enable_stackha_probe_api: true,
     });
     expect(dep.tuning.profile).toBe('stackha');
     expect(dep.tuning.haproxy.database.interMs).toBe(200);
@@ -163,8 +173,12 @@ describe('buildDeployment: globals.yml', () => {
     ['" 10.0.0.10"', 'not an IPv4 address'],
     ['10.0.0.10/24', 'not an IPv4 address'],
     ['[10.0.0.10]', 'not an IPv4 address'],
-    ['224.0.0.18', 'not a usable unicast IPv4 address'],
-    ['0.0.0.0', 'not a usable unicast IPv4 address'],
+    ['224.0.0.18', '224.0.0.18 is a multicast address (224.0.0.0/4), not a host address'],
+    ['0.0.0.0', '0.0.0.0 is the unspecified address (0.0.0.0): it names no host'],
+    [
+      '127.0.0.1',
+      '127.0.0.1 is a loopback address (127.0.0.0/8): every machine has it, so no other host reaches it',
+    ],
     ['""', 'missing (required: the internal VIP, an IPv4 address)'],
   ])('rejects the VIP %s with its line', (value, message) => {
     const { lines } = issuesOf(
@@ -249,6 +263,7 @@ describe('buildDeployment: multinode', () => {
     const dep = buildDeployment(
       files({ multinode: '[control]\n10.0.0.21\nctl2 ansible_host=10.0.0.22\n' }),
       '/x',
+      { allowSingle: true },
     );
     expect(dep.hosts.map((h) => h.address)).toEqual(['10.0.0.21', '10.0.0.22']);
   });
@@ -279,12 +294,13 @@ describe('buildDeployment: multinode', () => {
     const { lines } = issuesOf(files({ multinode: '[compute]\ncmp1 ansible_host=10.0.0.31\n[control]\n' }));
     expect(lines).toEqual([
       'multinode:3 mariadb: no hosts for mariadb (put hosts in [mariadb] or [control], or set enable_mariadb: false in globals.yml)',
+      'multinode:3 rabbitmq: no hosts for rabbitmq (put hosts in [rabbitmq] or [control], or set enable_rabbitmq: false in globals.yml)',
       'multinode:3 loadbalancer: no hosts for haproxy and keepalived (put hosts in [loadbalancer], [network] or [control], or set enable_haproxy/enable_keepalived: false in globals.yml)',
     ]);
   });
 
-  it('does not need mariadb or load balancer hosts when they are disabled', () => {
-    const globals = `${GLOBALS}enable_mariadb: no\nenable_haproxy: no\nenable_keepalived: no\n`;
+  it('does not need mariadb, rabbitmq or load balancer hosts when they are disabled', () => {
+    const globals = `${GLOBALS}enable_mariadb: no\nenable_rabbitmq: no\nenable_haproxy: no\nenable_keepalived: no\n`;
     const dep = buildDeployment(
       files({ multinode: '[compute]\ncmp1 ansible_host=10.0.0.31\n', globals }),
       '/x',
@@ -370,6 +386,8 @@ describe('buildDeployment: every problem of every file in one error', () => {
     expect(err.message.split('\n')).toEqual([
       'globals.yml:1 kolla_internal_vip_address: not an IPv4 address',
       'globals.yml:2 enable_mariadb: must be a boolean (true/false or "yes"/"no")',
+      'multinode:1 control: mariadb runs on 2 hosts (ctl1, ctl2), at least 3 are needed: a Galera cluster of 2 has no quorum to lose: when either node fails, the other is 1 of 2, not a majority, and stops taking writes; add hosts, or, for an evaluation that is not highly available, set stackha_allow_single: true in globals.yml (or pass --allow-single)',
+      'multinode:1 control: rabbitmq runs on 2 hosts (ctl1, ctl2), at least 3 are needed: a RabbitMQ cluster of 2 has no quorum to lose: quorum queues and pause_minority stop when either node fails; add hosts, or, for an evaluation that is not highly available, set stackha_allow_single: true in globals.yml (or pass --allow-single)',
       "multinode:2 ctl1: ansible_host: missing (needs the host's internal IPv4 address)",
       'multinode:3 ctl2: variable 2 on this line has no "=" (expected key=value; quote values with spaces)',
       'multinode:4: malformed section header [oops (expected [group], [group:children] or [group:vars])',
@@ -382,7 +400,7 @@ describe('buildDeployment: every problem of every file in one error', () => {
       'passwords.yml keystone_database_password: missing (run stackha genpwd)',
       'passwords.yml:2 rabbitmq_password: missing (run stackha genpwd)',
     ]);
-    expect(err.issues).toHaveLength(13);
+    expect(err.issues).toHaveLength(15);
     expect(err.message).not.toContain('TOPSECRET');
   });
 });
@@ -445,9 +463,16 @@ describe('loadDeployment', () => {
 
   it('refuses a passwords.yml readable by group or others', () => {
     const d = copyFixture(0o644);
-    expect(() => loadDeployment(d)).toThrowError(/^passwords\.yml: mode 0644, must be 0600$/);
-    chmodSync(join(d, 'passwords.yml'), 0o640);
-    expect(() => loadDeployment(d)).toThrowError(/^passwords\.yml: mode 0640, must be 0600$/);
+    const file = join(d, 'passwords.yml');
+    expect(() => loadDeployment(d)).toThrowError(
+      new RegExp(
+        `^passwords\\.yml: mode 0644, must be 0600: run chmod 600 ${file} \\(stackha genpwd also sets 0600\\)$`,
+      ),
+    );
+    chmodSync(file, 0o640);
+    expect(() => loadDeployment(d)).toThrowError(
+      `passwords.yml: mode 0640 (group-readable, as kolla-genpwd writes it), must be 0600: run chmod 600 ${file} (stackha genpwd also sets 0600)`,
+    );
   });
 
   it('names every missing file, together with the other issues', () => {
@@ -462,9 +487,43 @@ describe('loadDeployment', () => {
       expect((err as InventoryError).message.split('\n')).toEqual([
         `globals.yml: cannot read ${join(d, 'globals.yml')}: no such file`,
         `multinode: cannot read ${join(d, 'multinode')}: no such file`,
-        'passwords.yml: mode 0644, must be 0600',
+        `passwords.yml: mode 0644, must be 0600: run chmod 600 ${join(d, 'passwords.yml')} (stackha genpwd also sets 0600)`,
       ]);
     }
+  });
+
+  it('names a config dir that cannot be used in one line, with the fix', () => {
+    const d = copyFixture(0o600);
+    const asFile = join(d, 'multinode');
+    expect(() => loadDeployment(asFile)).toThrowError(
+      new ConfigPathError(
+        `config dir ${asFile} is a file, not a directory: pass the directory that holds multinode, globals.yml and passwords.yml`,
+      ),
+    );
+    expect(() => loadDeployment(join(d, 'nope'))).toThrowError(
+      `config dir ${join(d, 'nope')} does not exist: create it with multinode, globals.yml and passwords.yml (stackha lab up writes a lab's), or pass -c DIR`,
+    );
+    expect(() => loadDeployment(join(asFile, 'x'))).toThrowError(
+      `config dir ${join(asFile, 'x')}: a part of the path is a file, not a directory; pass the directory that holds multinode, globals.yml and passwords.yml`,
+    );
+    expect(() => loadDeployment('')).toThrowError(
+      'the config dir is empty: pass -c DIR, the directory that holds multinode, globals.yml and passwords.yml',
+    );
+    try {
+      loadDeployment(asFile);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigPathError);
+      expect((err as Error).message).not.toMatch(/ENOTDIR|EISDIR|ENOENT/);
+    }
+  });
+
+  it('says which file is a directory', () => {
+    const d = copyFixture(0o600);
+    rmSync(join(d, 'globals.yml'));
+    mkdirSync(join(d, 'globals.yml'));
+    expect(() => loadDeployment(d)).toThrowError(
+      new RegExp(`^globals\\.yml: cannot read ${join(d, 'globals.yml')}: it is a directory, not a file$`),
+    );
   });
 
   it('points to genpwd when passwords.yml is missing', () => {
@@ -488,7 +547,7 @@ describe('password characters', () => {
       .join('\n');
     let err: unknown;
     try {
-      buildDeployment({ multinode, globals, passwords }, '/tmp/x');
+      buildDeployment({ multinode, globals, passwords }, '/tmp/x', { allowSingle: true });
     } catch (e) {
       err = e;
     }

@@ -287,6 +287,7 @@ describe('enable_keystone', () => {
     buildDeployment(
       { multinode, globals: `kolla_internal_vip_address: 10.0.0.10\n${globals}`, passwords: PASSWORDS },
       '/x',
+      { allowSingle: true },
     );
 
   it('is on by default, on the [keystone] group or else [control]', () => {
@@ -305,6 +306,7 @@ describe('enable_keystone', () => {
         passwords: PASSWORDS.replace(/^keystone_.*$/gm, ''),
       },
       '/x',
+      { allowSingle: true },
     );
     expect(dep.globals.enabled.keystone).toBe(false);
     expect(hostsFor(dep, 'keystone')).toEqual([]);

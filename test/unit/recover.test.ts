@@ -124,7 +124,15 @@ describe('--wsrep-recover log', () => {
   });
 
   it('puts the position on the command line', () => {
-    const t = { host: { name: 'ctl1', address: '198.18.0.11', groups: [], vars: {} }, root: '/r' };
+    const host = {
+      name: 'ctl1',
+      address: '198.18.0.11',
+      groups: [],
+      vars: {},
+      networkInterface: 'eth0',
+      apiInterface: 'eth0',
+    };
+    const t = { host, root: '/r' };
     expect(mariadbDaemonArgv(t)).toEqual(['/usr/sbin/mariadbd', '--defaults-file=/r/etc/mysql/my.cnf']);
     expect(mariadbDaemonArgv(t, true, { uuid: U, seqno: 7 })).toEqual([
       '/usr/sbin/mariadbd',

@@ -70,7 +70,7 @@ describe('the safe-size rule', () => {
   it('refuses a single node too, with its own reason', () => {
     const r = removalCheck(labDep(2), 'ctl1');
     expect(r.refusals.join('\n')).toMatch(/a single Galera node has no quorum to lose/);
-    expect(r.refusals.join('\n')).toMatch(/haproxy: .*one load balancer left/);
+    expect(r.refusals.join('\n')).toMatch(/haproxy: .*with one load balancer the VIP has nowhere to move/);
   });
 
   it('lets 4 go to 3 without a warning, and warns when 5 would become an even 4', () => {
