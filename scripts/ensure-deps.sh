@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what stackha needs and is missing: Debian packages, npm dependencies, the build. Idempotent and quiet
-# when everything is there. Run as root on Debian 12.
+# Installs what stackha needs and is missing: npm dependencies, the build, then the Debian packages every service
+# declares (`stackha packages --all`, read from the service declarations) and the tools stackha itself runs.
+# Idempotent and quiet when everything is there. Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,12 +10,22 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-PACKAGES=(mariadb-server mariadb-client galera-4 rsync rabbitmq-server haproxy keepalived memcached
-  socat iproute2 procps curl
-  # Keystone (enable_keystone, on in the lab): ~230 packages, about 80 s the first time.
-  python3-keystone uwsgi uwsgi-plugin-python3 python3-openstackclient)
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "installing npm dependencies"
+  # `npm install` honours package-lock.json; `npm ci` rejects this npm's own lock (it omits other platforms' optional packages).
+  npm install --no-audit --no-fund --loglevel=error
+fi
+
+if [ ! -f dist/cli/main.js ] || [ -n "$(find src -newer dist/cli/main.js -name '*.ts' -print -quit)" ]; then
+  echo "building"
+  npm run --silent build
+fi
+
+# What stackha runs itself on every host and in the lab: namespaces, process and socket tools, the SQL client.
+BASE=(iproute2 procps curl socat util-linux)
+mapfile -t SERVICE_PACKAGES < <(node dist/cli/main.js packages --all)
 missing=()
-for p in "${PACKAGES[@]}"; do
+for p in "${BASE[@]}" "${SERVICE_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -28,15 +39,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/tmp/stackha-apt.log 2>&1 \
     || { tail -20 /tmp/stackha-apt.log >&2; exit 1; }
-fi
-
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "installing npm dependencies"
-  # `npm install` honours package-lock.json; `npm ci` rejects this npm's own lock (it omits other platforms' optional packages).
-  npm install --no-audit --no-fund --loglevel=error
-fi
-
-if [ ! -f dist/cli/main.js ] || [ -n "$(find src -newer dist/cli/main.js -name '*.ts' -print -quit)" ]; then
-  echo "building"
-  npm run --silent build
 fi

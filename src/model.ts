@@ -1,6 +1,5 @@
 // The validated deployment model: everything the pure core renders from.
 // Produced by src/inventory/load.ts from a kolla-ansible style inventory, globals.yml and passwords.yml.
-import type { Settings } from './settings.js';
 
 /** One host as the inventory names it. */
 export interface HostSpec {
@@ -20,16 +19,6 @@ export interface HostSpec {
   /** The host's `api_interface` (where the VIP lives), by the same rule; defaults to its network_interface. */
   readonly apiInterface: string;
 }
-
-/** The services of the infrastructure tier, in dependency order. */
-export const INFRA_SERVICES = ['memcached', 'mariadb', 'rabbitmq', 'haproxy', 'keepalived'] as const;
-export type InfraService = (typeof INFRA_SERVICES)[number];
-
-/** The OpenStack API services stackha deploys behind the VIP (src/services/api/framework.ts). */
-export const API_SERVICES = ['keystone'] as const;
-export type ApiService = (typeof API_SERVICES)[number];
-/** Everything `enable_<name>` in globals.yml can switch on or off. */
-export type Service = InfraService | ApiService;
 
 /**
  * Tuning profile: `stackha` (fast failure detection, measured on this kind of machine) or `kolla`
@@ -119,8 +108,8 @@ export interface Globals {
   readonly keepalivedVirtualRouterId: number;
   /** keepalived_unicast_peers: send VRRP adverts to the peers' addresses instead of multicast. */
   readonly keepalivedUnicastPeers: boolean;
-  /** enable_mariadb, enable_rabbitmq, enable_memcached, enable_haproxy, enable_keepalived, enable_keystone */
-  readonly enabled: Readonly<Record<Service, boolean>>;
+  /** Each service's `enable_*` switch as globals.yml sets it (or its default), by service name. */
+  readonly enabled: Readonly<Record<string, boolean>>;
   /** om_enable_rabbitmq_quorum_queues (default true): OpenStack services declare quorum queues. */
   readonly rabbitmqQuorumQueues: boolean;
   /** om_enable_rabbitmq_high_availability (default false): classic mirrored-queue policy `ha-mode: all`. */
@@ -129,8 +118,11 @@ export interface Globals {
   readonly profile: ProfileName;
   /** stackha_lab: the lab whose namespaces are these hosts; undefined for real hosts. */
   readonly lab: string | undefined;
-  /** The service settings of src/settings.ts, validated (defaults where globals.yml does not set them). */
-  readonly settings: Settings;
+  /**
+   * The settings the services declare, validated (a key globals.yml does not set is absent: a service reads its
+   * default through readSettings).
+   */
+  readonly settings: Readonly<Record<string, unknown>>;
   /** Every key of globals.yml as read (services read `settings`, not this). */
   readonly raw: Readonly<Record<string, unknown>>;
 }
@@ -148,17 +140,9 @@ export interface Deployment {
   readonly globals: Globals;
   readonly passwords: Passwords;
   readonly tuning: Tuning;
+  /**
+   * Where each service runs: service name -> host names, in inventory order; absent or empty when the service is off
+   * (or has no host). Resolved from each service's declared groups when the inventory is read.
+   */
+  readonly placement: Readonly<Record<string, readonly string[]>>;
 }
-
-/** Password keys stackha needs; `stackha genpwd` creates the missing ones. */
-export const PASSWORD_KEYS = [
-  'database_password',
-  'mariadb_backup_database_password',
-  'rabbitmq_password',
-  'rabbitmq_cluster_cookie',
-  'keepalived_password',
-  'haproxy_password',
-  'memcache_secret_key',
-  'keystone_admin_password',
-  'keystone_database_password',
-] as const;

@@ -1,13 +1,11 @@
-// Service settings read from globals.yml: one table keyed by the globals.yml key, each entry with the service it
-// tunes, its schema (type and range) and its default. src/inventory/load.ts validates every entry and reports a bad
-// value with its line; services read the validated value from `dep.globals.settings`, never from the raw YAML.
-// A per-service declaration can take its own entries from here as they are.
+// Service settings read from globals.yml: each service declares a table of them (src/services/contract.ts), keyed by
+// the globals.yml key, each entry with its schema (type and range) and default. src/inventory/load.ts validates every
+// declared setting and reports a bad value with its line; services read the validated values through readSettings,
+// never from the raw YAML.
 import { z } from 'zod';
 
 /** What a setting's value looks like once read; the schema's message says it to the user. */
-interface SettingSpec<T> {
-  /** The service (or stackha feature) the setting tunes. */
-  readonly service: string;
+export interface SettingSpec<T> {
   /** Turns the YAML value (undefined when absent) into the setting, or adds an issue with the rule. */
   readonly schema: z.ZodType<T, z.ZodTypeDef, unknown>;
   /** An older stackha name still read, with a warning to rename it. */
@@ -46,30 +44,29 @@ export function integerSetting(fallback: number, min: number, max: number, unit 
   });
 }
 
-export const SERVICE_SETTINGS = {
-  fernet_token_expiry: {
-    service: 'keystone',
-    schema: integerSetting(86400, 60, 31_536_000, 'seconds'),
-  },
-  keystone_uwsgi_processes: { service: 'keystone', schema: integerSetting(2, 1, 64) },
-  keystone_uwsgi_threads: { service: 'keystone', schema: integerSetting(2, 1, 64) },
-  /** kolla-ansible's name; stackha's default stays 64 MB (kolla's is 256). */
-  memcached_max_memory: {
-    service: 'memcached',
-    schema: integerSetting(64, 1, 1_048_576, 'megabytes'),
-    alias: 'memcached_memory_mb',
-  },
-  memcached_connection_limit: { service: 'memcached', schema: integerSetting(5000, 1, 1_000_000) },
-  enable_stackha_probe_api: { service: 'probe-api', schema: booleanSetting(true) },
-} as const satisfies Record<string, SettingSpec<unknown>>;
+/** A table of settings, as a service declares them (src/services/contract.ts). */
+export type SettingsTable = Readonly<Record<string, SettingSpec<unknown>>>;
 
-export type SettingKey = keyof typeof SERVICE_SETTINGS;
-/** Every service setting with its validated value (the default when globals.yml does not set it). */
-export type Settings = { readonly [K in SettingKey]: z.output<(typeof SERVICE_SETTINGS)[K]['schema']> };
+/** The validated values of a table's settings, typed by their schemas. */
+export type SettingValues<T extends SettingsTable> = { readonly [K in keyof T]: z.output<T[K]['schema']> };
 
-/** Every setting at its default. */
-export function defaultSettings(): Settings {
+/**
+ * A service's settings as the inventory validated them (`dep.globals.settings`), each at its default when globals.yml
+ * does not set it (or the deployment was built without it, as in tests).
+ */
+export function readSettings<T extends SettingsTable>(
+  values: Readonly<Record<string, unknown>>,
+  table: T,
+): SettingValues<T> {
   return Object.fromEntries(
-    Object.entries(SERVICE_SETTINGS).map(([key, spec]) => [key, spec.schema.parse(undefined)]),
-  ) as Settings;
+    Object.entries(table).map(([key, spec]) => [
+      key,
+      key in values ? values[key] : spec.schema.parse(undefined),
+    ]),
+  ) as SettingValues<T>;
+}
+
+/** Every setting of a table at its default. */
+export function defaultsOf(table: SettingsTable): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(table).map(([key, spec]) => [key, spec.schema.parse(undefined)]));
 }

@@ -1,31 +1,12 @@
-import type { Deployment, HostSpec, Service } from './model.js';
+import type { Deployment, HostSpec } from './model.js';
 
 /**
- * The inventory group each service runs on, as kolla-ansible names them. When the inventory does not define
- * the group, the service falls back to `control` (and the load balancer to kolla's pre-Ussuri `haproxy` group, then
- * `network`, then `control`).
+ * Hosts a service runs on, in inventory order; empty when the service is off or has no host. Where each service
+ * runs was resolved from its declared inventory groups when the inventory was read (src/inventory/load.ts,
+ * src/services/registry.ts).
  */
-const SERVICE_GROUPS: Record<Service, readonly string[]> = {
-  mariadb: ['mariadb', 'control'],
-  rabbitmq: ['rabbitmq', 'control'],
-  memcached: ['memcached', 'control'],
-  haproxy: ['loadbalancer', 'haproxy', 'network', 'control'],
-  keepalived: ['loadbalancer', 'haproxy', 'network', 'control'],
-  keystone: ['keystone', 'control'],
-};
-
-export function serviceGroupCandidates(service: Service): readonly string[] {
-  return SERVICE_GROUPS[service];
-}
-
-/** Hosts a service runs on, in inventory order; empty when the service is disabled. */
-export function hostsFor(dep: Deployment, service: Service): HostSpec[] {
-  if (!dep.globals.enabled[service]) return [];
-  for (const group of SERVICE_GROUPS[service]) {
-    const names = dep.groups[group];
-    if (names && names.length > 0) return names.map((n) => hostByName(dep, n));
-  }
-  return [];
+export function hostsFor(dep: Deployment, service: string): HostSpec[] {
+  return (dep.placement[service] ?? []).map((n) => hostByName(dep, n));
 }
 
 export function hostByName(dep: Deployment, name: string): HostSpec {
@@ -33,38 +14,6 @@ export function hostByName(dep: Deployment, name: string): HostSpec {
   if (!host) throw new Error(`unknown host ${name}`);
   return host;
 }
-
-/**
- * The smallest safe size of each clustered service, and why. Galera and RabbitMQ (quorum queues, pause_minority)
- * keep working only while a majority of their members is up: three is the smallest size that survives losing one.
- * The VIP needs a second load balancer to move to. `stackha check` refuses an inventory below these sizes and
- * `stackha scale remove` refuses to go below them.
- */
-export const SAFE_SIZES = [
-  {
-    service: 'mariadb',
-    min: 3,
-    why: (n: number) =>
-      n === 2
-        ? 'a Galera cluster of 2 has no quorum to lose: when either node fails, the other is 1 of 2, not a majority, and stops taking writes'
-        : 'a single Galera node has no quorum to lose: nothing survives its failure',
-  },
-  {
-    service: 'rabbitmq',
-    min: 3,
-    why: (n: number) =>
-      n === 2
-        ? 'a RabbitMQ cluster of 2 has no quorum to lose: quorum queues and pause_minority stop when either node fails'
-        : 'a single RabbitMQ node has no quorum to lose: nothing survives its failure',
-  },
-  {
-    service: 'haproxy',
-    min: 2,
-    why: () => 'with one load balancer the VIP has nowhere to move when it fails',
-  },
-] as const;
-
-export type SafeSizeRule = (typeof SAFE_SIZES)[number];
 
 /** Why an even size of a quorum cluster (Galera, RabbitMQ) is worth a warning. */
 export function evenSizeWarning(service: string, n: number): string {
@@ -74,8 +23,18 @@ export function evenSizeWarning(service: string, n: number): string {
   );
 }
 
-/** The hosts a size rule counts: the load balancer rule counts keepalived's hosts when HAProxy is off. */
-export function hostsOfRule(dep: Deployment, rule: SafeSizeRule): HostSpec[] {
-  const hosts = hostsFor(dep, rule.service);
-  return hosts.length === 0 && rule.service === 'haproxy' ? hostsFor(dep, 'keepalived') : hosts;
+/**
+ * The hosts of the first of `groups` that has any, among `known` (the deployment's target hosts): where a service
+ * declared on those groups runs.
+ */
+export function placeOnGroups(
+  groups: Readonly<Record<string, readonly string[]>>,
+  candidates: readonly string[],
+  known: ReadonlySet<string>,
+): string[] {
+  for (const g of candidates) {
+    const names = (groups[g] ?? []).filter((n) => known.has(n));
+    if (names.length > 0) return names;
+  }
+  return [];
 }

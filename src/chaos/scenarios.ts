@@ -7,11 +7,11 @@ import { CONFIG_FILES, loadDeployment } from '../inventory/load.js';
 import { crashHost, hostNs, labAddHost, namespacePids, powerOnHost, setLink } from '../lab/lab.js';
 import { rollingRestart } from '../ops/rolling.js';
 import { type ScaleReport, removalCheck, scaleAdd, scaleRemove } from '../ops/scale.js';
-import { clusterStatus } from '../ops/status.js';
-import { activeServer } from '../services/haproxy.js';
-import { holdsVip } from '../services/keepalived.js';
-import { KEYSTONE_LB_NAME, keystoneHosts } from '../services/keystone.js';
-import { rabbitmqctl } from '../services/rabbitmq.js';
+import { clusterStatus, galeraNodesOf, rabbitNodesOf } from '../ops/status.js';
+import { activeServer } from '../services/haproxy/haproxy.js';
+import { holdsVip } from '../services/keepalived/keepalived.js';
+import { KEYSTONE_LB_NAME, keystoneHosts } from '../services/keystone/keystone.js';
+import { rabbitmqctl } from '../services/rabbitmq/rabbitmq.js';
 import { hostsFor } from '../topology.js';
 import { withProfile } from '../tuning.js';
 import { sleep, waitFor } from '../util/wait.js';
@@ -245,8 +245,8 @@ function membershipIs(ctx: ChaosContext): () => Promise<string> {
   return async () => {
     const s = await clusterStatus(ctx.dep);
     const want = hostsFor(ctx.dep, 'mariadb').length;
-    const sizes = [...new Set(s.galera.map((g) => g.clusterSize))];
-    const rabbit = [...new Set(s.rabbitmq.flatMap((r) => r.runningNodes))].sort();
+    const sizes = [...new Set(galeraNodesOf(s).map((g) => g.clusterSize))];
+    const rabbit = [...new Set(rabbitNodesOf(s).flatMap((r) => r.runningNodes))].sort();
     const wantRabbit = hostsFor(ctx.dep, 'rabbitmq').length;
     return [
       sizes.length === 1 && sizes[0] === want

@@ -9,7 +9,7 @@ import {
   runOpenstack,
   syncKeystoneKeys,
 } from '../ops/keystone.js';
-import { keystoneEnabled } from '../services/keystone.js';
+import { keystoneEnabled } from '../services/keystone/keystone.js';
 import type { CliContext } from './common.js';
 
 /** `stackha keystone ...` (key rotation, key sync, status) and `stackha openstack ...` (the real client). */

@@ -21,6 +21,7 @@ import {
 } from '../lab/lab.js';
 import { LockHeld, acquireLock } from '../ops/lock.js';
 import { clusterProblems, clusterStatus, formatStatus } from '../ops/status.js';
+import { debianPackages, deployedServices } from '../services/registry.js';
 import { COMMANDS } from './commands.js';
 import { cliContext } from './common.js';
 
@@ -139,15 +140,43 @@ program
 
 program
   .command('status')
-  .description('per host and service: Galera, RabbitMQ, HAProxy backends, the VIP holder, memcached')
+  .description(
+    'every deployed service, per host: Galera, RabbitMQ, HAProxy backends, the VIP holder, memcached, the APIs; exits 3 while something is not whole',
+  )
   .option('--json', 'machine-readable output')
   .action(async (o: { json?: boolean }) => {
     const dep = cli.deployment();
     const s = await clusterStatus(dep);
     const problems = clusterProblems(dep, s);
-    if (o.json) console.log(JSON.stringify({ ...s, problems }, null, 2));
+    if (o.json)
+      console.log(
+        JSON.stringify(
+          {
+            vip: s.vip,
+            vipHolders: s.vipHolders,
+            galeraWriter: s.galeraWriter,
+            services: Object.fromEntries(
+              s.services.map((x) => [x.service, { problems: x.problems, ...{ data: x.data } }]),
+            ),
+            problems,
+          },
+          null,
+          2,
+        ),
+      );
     else console.log(formatStatus(dep, s));
     if (problems.length > 0) process.exitCode = 3;
+  });
+
+program
+  .command('packages')
+  .description(
+    'the Debian packages the deployment’s services need, one per line (from the service declarations); scripts/ensure-deps.sh installs them',
+  )
+  .option('--all', 'every service stackha can deploy, whatever the inventory enables')
+  .action((o: { all?: boolean }) => {
+    const list = o.all ? debianPackages() : debianPackages(deployedServices(cli.deployment()));
+    for (const p of list) console.log(p);
   });
 
 const labCmd = program

@@ -28,10 +28,18 @@ export function registerScale(program: Command, cli: CliContext): void {
     .description(
       'take a host out gracefully: drained from HAProxy, the VIP moved away, RabbitMQ replicas moved and the node ' +
         'forgotten, Galera stopped cleanly, the others’ peer lists updated, the host removed from the inventory. ' +
-        'Refuses to leave Galera or RabbitMQ below 3 nodes',
+        'Refuses to leave Galera or RabbitMQ below 3 nodes. Each phase is recorded: run it again to resume',
     )
-    .action(async (host: string) => {
-      const r = await scaleRemove(cli.deployment(), host, { log: (m) => console.log(m) });
+    .option(
+      '--dead',
+      'the host crashed and will not come back: nothing is asked of it; every cluster forgets it through the hosts ' +
+        'that remain (left one node short, with a warning if that is below the safe size)',
+    )
+    .action(async (host: string, o: { dead?: boolean }) => {
+      const r = await scaleRemove(cli.deployment(), host, {
+        log: (m) => console.log(m),
+        dead: o.dead === true,
+      });
       console.log(formatScaleReport(r));
       console.log(
         `${host} runs nothing of the deployment any more${cli.lab() ? ` (a lab host: \`stackha lab remove-host ${host}\` removes it)` : ''}`,

@@ -1,68 +1,29 @@
 import { Listr } from 'listr2';
-import { connect } from '../hosts/connect.js';
+import { type Connection, connect } from '../hosts/connect.js';
 import type { Deployment } from '../model.js';
-import { deployGalera, deployGaleraHealth } from '../services/galera.js';
-import { type LoadBalancedService, deployHaproxy, infraLoadBalancedServices } from '../services/haproxy.js';
-import { deployKeepalived } from '../services/keepalived.js';
-import { deployKeystone, keystoneEnabled, keystoneLoadBalanced } from '../services/keystone.js';
-import { deployMemcached } from '../services/memcached.js';
-import { deployProbeApi, probeApiEnabled, probeApiLoadBalanced } from '../services/probe-api.js';
-import { deployRabbitmq } from '../services/rabbitmq.js';
+import type { ServiceDeclaration } from '../services/contract.js';
+import { deployedServices, isDeployed } from '../services/registry.js';
 import type { DeployContext, ServiceResult } from '../services/types.js';
-import { builtScript } from '../util/paths.js';
 import { convergeLoadBalancers, drainingHosts } from './drain.js';
 
-/** The command that runs the Galera health agent on a host (this installation's node and script). */
-export function galeraHealthAgent(): string[] {
-  return [process.execPath, builtScript('agents/galera-health.js')];
-}
+export { loadBalancedServices } from '../services/registry.js';
 
 export interface Step {
   readonly title: string;
-  readonly enabled: (dep: Deployment) => boolean;
-  readonly run: (ctx: DeployContext) => Promise<ServiceResult>;
+  readonly service: ServiceDeclaration;
+  readonly run: (ctx: DeployContext) => Promise<readonly ServiceResult[]>;
 }
 
-/** Every frontend/backend HAProxy serves on the VIP: the infrastructure's, the lab's probe API, the API services. */
-export function loadBalancedServices(dep: Deployment): LoadBalancedService[] {
-  return [...infraLoadBalancedServices(dep), ...probeApiLoadBalanced(dep), ...keystoneLoadBalanced(dep)];
-}
-
-/** The command that runs the lab's probe API on a host. */
-export function probeApiAgent(): string[] {
-  return [process.execPath, builtScript('agents/probe-api.js')];
-}
-
-/**
- * The plan, in dependency order: memcached and the database first, the message bus, then the load balancer
- * (whose Galera check needs the health endpoints), the VIP (whose track script needs HAProxy), then the OpenStack
- * APIs, whose databases are reached through HAProxy on the VIP.
- */
-export function deploySteps(): Step[] {
-  const agent = galeraHealthAgent();
-  return [
-    { title: 'memcached', enabled: (d) => d.globals.enabled.memcached, run: deployMemcached },
-    { title: 'mariadb (Galera)', enabled: (d) => d.globals.enabled.mariadb, run: (c) => deployGalera(c) },
-    {
-      title: 'galera health endpoint',
-      enabled: (d) => d.globals.enabled.mariadb,
-      run: (c) => deployGaleraHealth(c, agent),
+/** The plan: every deployed service's deploy, in the registry's order (src/services/registry.ts says why). */
+export function deploySteps(dep: Deployment): Step[] {
+  return deployedServices(dep).map((service) => ({
+    title: service.title,
+    service,
+    run: async (ctx) => {
+      const r = await service.deploy(ctx);
+      return Array.isArray(r) ? r : [r as ServiceResult];
     },
-    { title: 'rabbitmq', enabled: (d) => d.globals.enabled.rabbitmq, run: deployRabbitmq },
-    {
-      title: 'probe API (lab stand-in for OpenStack APIs)',
-      enabled: probeApiEnabled,
-      run: (c) => deployProbeApi(c, probeApiAgent()),
-    },
-    {
-      title: 'haproxy',
-      enabled: (d) => d.globals.enabled.haproxy,
-      run: (c) => deployHaproxy(c, loadBalancedServices(c.dep)),
-    },
-    { title: 'keepalived', enabled: (d) => d.globals.enabled.keepalived, run: deployKeepalived },
-    // After HAProxy and the VIP: Keystone reaches its database through them.
-    { title: 'keystone', enabled: keystoneEnabled, run: deployKeystone },
-  ];
+  }));
 }
 
 export interface DeployReport {
@@ -88,14 +49,16 @@ export interface DeployOptions {
   readonly steps?: (steps: Step[]) => Step[];
   /** Receives every progress line as well (the listr renderer shows only the latest). */
   readonly log?: (message: string) => void;
+  /** The hosts to deploy to (default: connect to the inventory's); tests hand fake ones in. */
+  readonly connection?: Connection;
 }
 
 export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise<DeployReport> {
   const started = Date.now();
-  const conn = connect(dep);
+  const conn = opts.connection ?? connect(dep);
   const results: ServiceResult[] = [];
   const renderer = opts.renderer ?? (process.stdout.isTTY ? 'default' : 'simple');
-  const steps = (opts.steps ?? ((s: Step[]) => s))(deploySteps()).filter((s) => s.enabled(dep));
+  const steps = (opts.steps ?? ((s: Step[]) => s))(deploySteps(dep));
   const tasks = steps.map((step) => ({
     title: step.title,
     task: async (_: unknown, task: { output: string; title: string }) => {
@@ -110,13 +73,17 @@ export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise
         roots: conn.roots,
         log,
       };
-      const r = await step.run(ctx);
-      results.push(r);
-      const changed = Object.entries(r.outcomes).filter(([, o]) => o !== 'unchanged');
+      const rs = await step.run(ctx);
+      results.push(...rs);
+      const changed = rs.flatMap((r) =>
+        Object.entries(r.outcomes)
+          .filter(([, o]) => o !== 'unchanged')
+          .map(([h, o]) => [rs.length > 1 ? `${r.service} on ${h}` : h, o] as const),
+      );
       task.title = `${step.title}: ${changed.length === 0 ? 'unchanged' : changed.map(([h, o]) => `${h} ${o}`).join(', ')}`;
     },
   }));
-  if (dep.globals.enabled.haproxy) {
+  if (isDeployed(dep, 'haproxy')) {
     // Done means clients can use it: every load balancer has every server it was given UP.
     tasks.push({
       title: 'every load balancer sees every server UP',

@@ -3,65 +3,47 @@
 // (src/ops/rolling.ts) and by `stackha scale remove`.
 import type { DaemonSpec, Host } from '../hosts/host.js';
 import type { Deployment } from '../model.js';
-import { KEYSTONE_PUBLIC_PORT, apiHealthy } from '../services/api/framework.js';
-import { galeraHealthy } from '../services/galera.js';
-import { type BackendServerState, activeServer, haproxySocket, parseShowStat } from '../services/haproxy.js';
-import { KEYSTONE_HEALTH_PATH, KEYSTONE_LB_NAME, keystoneEnabled } from '../services/keystone.js';
-import { PROBE_API_PORT, probeApiEnabled } from '../services/probe-api.js';
-import { hostsFor } from '../topology.js';
+import {
+  type BackendServerState,
+  type LbContext,
+  activeServer,
+  everyLb,
+  haproxySocket,
+  lbStates,
+  serversNotUp,
+  waitServersUp,
+} from '../services/haproxy/haproxy.js';
+import { daemonDeclarations, isEnabled } from '../services/registry.js';
 import type { ExecOptions } from '../util/exec.js';
 import { sleep, waitFor } from '../util/wait.js';
+
+export { everyLb, lbStates, serversNotUp, waitServersUp, type LbContext };
 
 /** What HAProxy knows about one daemon that clients reach through it. */
 export interface Fronted {
   /** The HAProxy backends that list the daemon's host as a server (named after the host). */
   readonly backends: readonly string[];
-  /**
-   * How long to let the server's sessions end by themselves before HAProxy shuts them down, ms. Database: oslo.db
-   * recycles pooled connections every 10 s (connection_recycle_time, see src/services/api/framework.ts), so a
-   * well-behaved client moves in that time without an error. HTTP: requests are short.
-   */
+  /** How long to let the server's sessions end by themselves before HAProxy shuts them down, ms. */
   readonly drainMs: number;
   /** True when the daemon on this host can take clients again (what HAProxy's check also asks). */
   healthy(host: Host): Promise<boolean>;
 }
 
-/** Database sessions get connection_recycle_time (10 s) plus a second to leave by themselves. */
-export const DB_DRAIN_MS = 11_000;
-export const HTTP_DRAIN_MS = 5_000;
-
 /**
- * The HAProxy backends behind which each daemon serves, by daemon name; undefined for a daemon clients do not reach
- * through HAProxy (memcached and RabbitMQ: clients hold every server's address). A new API service adds its entry.
+ * The HAProxy backends behind which a daemon serves, from its service's declaration; undefined for a daemon clients
+ * do not reach through HAProxy (memcached and RabbitMQ: clients hold every server's address), or when HAProxy or its
+ * service is not deployed.
  */
 export function frontedDaemon(dep: Deployment, daemon: string): Fronted | undefined {
-  if (!dep.globals.enabled.haproxy) return undefined;
-  switch (daemon) {
-    // The health endpoint is what HAProxy checks: restarting it would mark the node down as surely as stopping it.
-    case 'mariadb':
-    case 'galera-health':
-      return dep.globals.enabled.mariadb
-        ? { backends: ['mariadb'], drainMs: DB_DRAIN_MS, healthy: galeraHealthy }
-        : undefined;
-    case 'probe-api':
-      return probeApiEnabled(dep)
-        ? {
-            backends: ['probe_api'],
-            drainMs: HTTP_DRAIN_MS,
-            healthy: (h) => apiHealthy(h, PROBE_API_PORT, '/healthcheck'),
-          }
-        : undefined;
-    case 'keystone':
-      return keystoneEnabled(dep)
-        ? {
-            backends: [KEYSTONE_LB_NAME],
-            drainMs: HTTP_DRAIN_MS,
-            healthy: (h) => apiHealthy(h, KEYSTONE_PUBLIC_PORT, KEYSTONE_HEALTH_PATH),
-          }
-        : undefined;
-    default:
-      return undefined;
-  }
+  if (!isEnabled(dep, 'haproxy')) return undefined;
+  const found = daemonDeclarations(dep).find((d) => d.daemon.name === daemon);
+  const fronted = found?.daemon.fronted;
+  if (!found || !fronted) return undefined;
+  return {
+    backends: fronted.backends(dep),
+    drainMs: fronted.drainMs,
+    healthy: (h) => fronted.healthy(h, dep),
+  };
 }
 
 /** Every HAProxy backend a host serves in, for the daemons given. */
@@ -69,44 +51,6 @@ export function backendsOf(dep: Deployment, daemons: readonly string[]): string[
   const out = new Set<string>();
   for (const d of daemons) for (const b of frontedDaemon(dep, d)?.backends ?? []) out.add(b);
   return [...out];
-}
-
-/** What the drain helpers need: the deployment and a connection to its hosts. */
-export interface LbContext {
-  readonly dep: Deployment;
-  readonly hosts: ReadonlyMap<string, Host>;
-  readonly roots: ReadonlyMap<string, string>;
-  readonly log: (message: string) => void;
-}
-
-interface Lb {
-  readonly name: string;
-  readonly host: Host;
-  readonly root: string;
-}
-
-/** The loadbalancer hosts whose HAProxy is running (a drain is told to each). */
-async function runningLbs(ctx: LbContext): Promise<Lb[]> {
-  const out: Lb[] = [];
-  for (const spec of hostsFor(ctx.dep, 'haproxy')) {
-    const host = ctx.hosts.get(spec.name);
-    if (!host || (await host.daemonPid('haproxy')) === undefined) continue;
-    out.push({ name: spec.name, host, root: ctx.roots.get(spec.name) ?? '' });
-  }
-  return out;
-}
-
-/** Runs a stats-socket command on every running HAProxy; resolves with each one's answer. */
-export async function everyLb(ctx: LbContext, command: string): Promise<Map<string, string | undefined>> {
-  const lbs = await runningLbs(ctx);
-  const answers = await Promise.all(lbs.map((lb) => haproxySocket(lb.host, lb.root, command)));
-  return new Map(lbs.map((lb, i) => [lb.name, answers[i]]));
-}
-
-/** `show stat` of every running HAProxy, parsed. */
-export async function lbStates(ctx: LbContext): Promise<Map<string, BackendServerState[]>> {
-  const csv = await everyLb(ctx, 'show stat');
-  return new Map([...csv].map(([lb, text]) => [lb, text ? parseShowStat(text) : []]));
 }
 
 /** Sessions HAProxy currently holds to `server` in the backends, over every load balancer. */
@@ -131,56 +75,12 @@ export function upEverywhere(
 }
 
 /**
- * Every server some running load balancer does not have UP, as `haproxy on LB: backend/server STATUS (check)`. A
- * server not checked yet (`INI`: a worker that just started or reloaded assumes UP until its first check) is not UP.
- */
-export function serversNotUp(
-  states: ReadonlyMap<string, readonly BackendServerState[]>,
-  wanted: (s: BackendServerState) => boolean = () => true,
-): string[] {
-  const out: string[] = [];
-  for (const [lb, list] of states)
-    for (const s of list) {
-      if (!wanted(s)) continue;
-      const unchecked = s.check.startsWith('INI');
-      if (s.status === 'UP' && !unchecked) continue;
-      const why = unchecked ? 'not checked yet' : s.check;
-      out.push(`haproxy on ${lb}: ${s.backend}/${s.server} ${s.status}${why ? ` (${why})` : ''}`);
-    }
-  return out;
-}
-
-/**
- * Waits until every running load balancer has every server UP (or, with `wanted`, every server it selects); rejects
- * naming each server still not UP, with HAProxy's last check result, when the bound is reached.
- */
-export async function waitServersUp(
-  ctx: LbContext,
-  what: string,
-  opts: { wanted?: (s: BackendServerState) => boolean; timeoutMs?: number } = {},
-): Promise<void> {
-  let missing: string[] = [];
-  await waitFor(
-    what,
-    async () => {
-      missing = serversNotUp(await lbStates(ctx), opts.wanted);
-      return missing.length === 0 ? true : undefined;
-    },
-    { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: 200 },
-  ).catch(() => {
-    throw new Error(
-      `${what}: not UP after ${Math.round((opts.timeoutMs ?? 60_000) / 1000)} s:\n  ${missing.join('\n  ')}`,
-    );
-  });
-}
-
-/**
  * The last step of every deploy: a deploy is done only when every load balancer sees every server UP. A server left
  * in maintenance by an interrupted drain (stackha is the only one that drains) is put back first. Resolves with what
  * it changed.
  */
 export async function convergeLoadBalancers(ctx: LbContext, timeoutMs = 90_000): Promise<string[]> {
-  if (!ctx.dep.globals.enabled.haproxy) return [];
+  if (!isEnabled(ctx.dep, 'haproxy')) return [];
   const changed: string[] = [];
   for (const [lb, list] of await lbStates(ctx)) {
     for (const s of list) {

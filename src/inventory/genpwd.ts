@@ -16,7 +16,10 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Document, LineCounter, Scalar, type YAMLMap, isMap, isScalar, parseDocument } from 'yaml';
-import { PASSWORD_KEYS } from '../model.js';
+import { passwordOwners } from '../services/registry.js';
+
+/** Every key some service needs (src/services/registry.ts). */
+const PASSWORD_KEYS: readonly string[] = [...passwordOwners().keys()];
 import { ConfigPathError, InventoryError, describeErrno, printable } from './errors.js';
 import { KOLLA_SECRET_KINDS } from './kolla-keys.js';
 import { isMapPasswordKey, nestedPasswordKeys } from './load.js';
@@ -47,7 +50,7 @@ export function newSecret(key: string): string {
  * a Fernet key, a bcrypt salt, or 40 alphanumerics. stackha's own keys keep newSecret().
  */
 export function newKollaSecret(key: string): string {
-  if ((PASSWORD_KEYS as readonly string[]).includes(key)) return newSecret(key);
+  if (PASSWORD_KEYS.includes(key)) return newSecret(key);
   if (KOLLA_SECRET_KINDS.uuid.has(key)) return randomUUID();
   if (KOLLA_SECRET_KINDS.hmacMd5.has(key)) return randomBytes(16).toString('hex');
   if (KOLLA_SECRET_KINDS.fernet.has(key)) {
@@ -160,7 +163,7 @@ export function generatePasswords(path: string, opts: GenpwdOptions = {}): Genpw
   for (const pair of map.items) {
     if (!isScalar(pair.key)) continue;
     const key = String(pair.key.value);
-    if ((PASSWORD_KEYS as readonly string[]).includes(key)) continue;
+    if (PASSWORD_KEYS.includes(key)) continue;
     const node = pair.value;
     if (isMapPasswordKey(key)) {
       // kolla-genpwd makes RSA key pairs for these; stackha does not need them and leaves them alone.

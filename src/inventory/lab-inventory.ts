@@ -1,5 +1,5 @@
 // The inventory stackha writes for its embedded lab: a trimmed kolla-ansible multinode and a globals.yml.
-import { API_SERVICES, INFRA_SERVICES } from '../model.js';
+import { SERVICES } from '../services/registry.js';
 
 export interface LabInventoryOptions {
   /** Lab name (`stackha_lab`): 1-8 lowercase letters and digits, starting with a letter. */
@@ -89,9 +89,11 @@ export function renderLabInventory(opts: LabInventoryOptions): { multinode: stri
         ]
       : []),
     '# The infrastructure services to deploy.',
-    ...INFRA_SERVICES.map((s) => `enable_${s}: true`),
+    ...SERVICES.filter((s) => s.tier !== 'api' && !s.labOnly).map(
+      (s) => `${s.enable.key}: ${s.enable.default}`,
+    ),
     '# The OpenStack API services behind the VIP (Debian packages; scripts/ensure-deps.sh installs them).',
-    ...API_SERVICES.map((s) => `enable_${s}: true`),
+    ...SERVICES.filter((s) => s.tier === 'api').map((s) => `${s.enable.key}: ${s.enable.default}`),
     '',
   ].join('\n');
 

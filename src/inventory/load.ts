@@ -4,25 +4,11 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Document, LineCounter, type YAMLMap, isMap, isScalar, parseDocument } from 'yaml';
 import { z } from 'zod';
-import {
-  API_SERVICES,
-  type Deployment,
-  type Globals,
-  type HostSpec,
-  INFRA_SERVICES,
-  PASSWORD_KEYS,
-  type Passwords,
-  type ProfileName,
-  type Service,
-} from '../model.js';
-import {
-  SERVICE_SETTINGS,
-  type SettingKey,
-  type Settings,
-  booleanSetting,
-  integerSetting,
-} from '../settings.js';
-import { SAFE_SIZES, evenSizeWarning, hostsFor, hostsOfRule, serviceGroupCandidates } from '../topology.js';
+import type { Deployment, Globals, HostSpec, Passwords, ProfileName } from '../model.js';
+import type { ServiceDeclaration } from '../services/contract.js';
+import { SERVICES, passwordOwners } from '../services/registry.js';
+import { type SettingSpec, booleanSetting, integerSetting } from '../settings.js';
+import { evenSizeWarning, hostsFor, placeOnGroups } from '../topology.js';
 import { tuningFor } from '../tuning.js';
 import {
   ConfigPathError,
@@ -71,20 +57,34 @@ export interface LoadedDeployment {
   readonly warnings: readonly InputIssue[];
 }
 
-export type PasswordKey = (typeof PASSWORD_KEYS)[number];
+/** Every passwords.yml key some service needs, and the service whose enablement makes it required. */
+export const PASSWORD_NEEDED_BY: ReadonlyMap<string, string> = passwordOwners();
+export const PASSWORD_KEYS: readonly string[] = [...PASSWORD_NEEDED_BY.keys()];
 
-/** The service whose enablement makes a password required; `undefined`: always required. */
-export const PASSWORD_NEEDED_BY: Readonly<Record<PasswordKey, Service | undefined>> = {
-  database_password: 'mariadb',
-  mariadb_backup_database_password: 'mariadb',
-  rabbitmq_password: 'rabbitmq',
-  rabbitmq_cluster_cookie: 'rabbitmq',
-  keepalived_password: 'keepalived',
-  haproxy_password: 'haproxy',
-  memcache_secret_key: 'memcached',
-  keystone_admin_password: 'keystone',
-  keystone_database_password: 'keystone',
-};
+/** Every setting a service declares, by globals.yml key. */
+const SERVICE_SETTINGS: Readonly<Record<string, SettingSpec<unknown>>> = Object.fromEntries(
+  SERVICES.flatMap((s) => Object.entries(s.settings ?? {})),
+);
+
+/**
+ * Where each service runs: its declared groups' first that has target hosts, when it is enabled (and, for the lab's
+ * own stand-ins, only in a lab).
+ */
+export function placeServices(
+  groups: Readonly<Record<string, readonly string[]>>,
+  hosts: readonly HostSpec[],
+  globals: Pick<Globals, 'enabled' | 'lab'>,
+): Record<string, readonly string[]> {
+  const known = new Set(hosts.map((h) => h.name));
+  return Object.fromEntries(
+    SERVICES.map((s) => [
+      s.name,
+      globals.enabled[s.name] && (!s.labOnly || globals.lab !== undefined)
+        ? placeOnGroups(groups, s.groups, known)
+        : [],
+    ]),
+  );
+}
 
 /** Reads `multinode`, `globals.yml` and `passwords.yml` in configDir; throws one InventoryError listing every issue. */
 export function loadDeployment(configDir: string, opts: LoadOptions = {}): Deployment {
@@ -231,6 +231,7 @@ function assemble(
       globals: globals.value,
       passwords: passwords ?? {},
       tuning: tuningFor(globals.value.profile),
+      placement: placeServices(groups, hosts, globals.value),
     };
     // An inventory that could not be read at all (a YAML one, a broken header) has its issues: nothing more to add.
     const unread = inventory.hosts.size === 0 && inventory.issues.length > 0;
@@ -378,32 +379,9 @@ function hostsOf(inventory: IniInventory, globals: ParsedGlobals | undefined, re
 // ---------------------------------------------------------------------------------------------------------------
 // multinode: what runs where, and whether that can be highly available
 
-/** A service as the checks name it: haproxy and keepalived share their hosts and are one "load balancer". */
-interface ServiceCheck {
-  readonly label: string;
-  readonly services: readonly Service[];
-  /** No hosts at all: an error (the service cannot run) or a warning (it is left out). */
-  readonly noHosts: 'error' | 'warning';
-  readonly flags: string;
-}
-
-function serviceChecks(enabled: Readonly<Record<Service, boolean>>): ServiceCheck[] {
-  const checks: ServiceCheck[] = [];
-  const add = (check: ServiceCheck): void => {
-    if (check.services.some((s) => enabled[s])) checks.push(check);
-  };
-  add({ label: 'mariadb', services: ['mariadb'], noHosts: 'error', flags: 'enable_mariadb: false' });
-  add({ label: 'rabbitmq', services: ['rabbitmq'], noHosts: 'error', flags: 'enable_rabbitmq: false' });
-  const lb = (['haproxy', 'keepalived'] as const).filter((s) => enabled[s]);
-  add({
-    label: lb.join(' and '),
-    services: lb,
-    noHosts: 'error',
-    flags: 'enable_haproxy/enable_keepalived: false',
-  });
-  add({ label: 'memcached', services: ['memcached'], noHosts: 'warning', flags: 'enable_memcached: false' });
-  add({ label: 'keystone', services: ['keystone'], noHosts: 'warning', flags: 'enable_keystone: false' });
-  return checks;
+/** The services whose hosts the inventory must provide: every enabled one (the lab's stand-ins only in a lab). */
+function serviceChecks(dep: Deployment): ServiceDeclaration[] {
+  return SERVICES.filter((s) => dep.globals.enabled[s.name] && (!s.labOnly || dep.globals.lab !== undefined));
 }
 
 /** `a`, `a or b`, `a, b or c`. */
@@ -429,7 +407,7 @@ function checkTopology(
   const enabled = dep.globals.enabled;
   const targets = new Set(dep.hosts.map((h) => h.name));
   const iniHost = (name: string): IniHost | undefined => inventory.hosts.get(name);
-  const label = (name: string): string => {
+  const label_ = (name: string): string => {
     const h = iniHost(name);
     return h ? hostLabel(h) : printable(name);
   };
@@ -450,53 +428,62 @@ function checkTopology(
   // Which inventory group each service takes its hosts from, as kolla-ansible would (local hosts included), and the
   // ansible_connection=local hosts stackha leaves out of it.
   const dropped = new Map<string, Set<string>>();
-  const sources = new Map<Service, string>();
-  for (const check of serviceChecks(enabled)) {
-    const service = check.services[0]!;
-    const candidates = serviceGroupCandidates(service);
+  const sources = new Map<string, string>();
+  // Services on the same groups (haproxy and keepalived) are reported together.
+  const reportedGroups = new Set<string>();
+  const checks = serviceChecks(dep);
+  for (const service of checks) {
+    const candidates = service.groups;
+    const together = checks.filter((o) => o.groups.join() === candidates.join());
+    const label = together.map((o) => o.name).join(' and ');
     const source = candidates.find((g) => (inventory.groups.get(g)?.hosts.length ?? 0) > 0);
     if (source === undefined) {
+      if (reportedGroups.has(candidates.join())) continue;
+      reportedGroups.add(candidates.join());
       const shown = candidates.filter((c) => c !== 'haproxy').map((c) => `[${c}]`);
+      const flags = together.map((o) => o.enable.key).join('/');
       const issue = {
         file,
         // The line of the first candidate group the inventory has (empty), if any.
         line: candidates.map((g) => inventory.groups.get(g)?.line).find((l) => l !== undefined),
         field: candidates[0]!,
-        message: `no hosts for ${check.label} (put hosts in ${alternatives(shown)}, or set ${check.flags} in globals.yml)`,
+        message: `no hosts for ${label} (put hosts in ${alternatives(shown)}, or set ${flags}: false in globals.yml)`,
       };
-      if (check.noHosts === 'error') report.issues.push(issue);
+      if (together.some((o) => o.noHosts === 'error')) report.issues.push(issue);
       else report.warnings.push({ ...issue, message: `${issue.message}: it is not deployed` });
       continue;
     }
-    for (const s of check.services) sources.set(s, source);
+    sources.set(service.name, source);
     const group = inventory.groups.get(source)!;
     const local = group.hosts.filter((h) => !targets.has(h));
     for (const h of local) {
       const services = dropped.get(h) ?? new Set<string>();
-      for (const s of check.services) services.add(s);
+      services.add(service.name);
       dropped.set(h, services);
     }
-    if (local.length > 0 && local.length === group.hosts.length) {
+    if (local.length > 0 && local.length === group.hosts.length && !reportedGroups.has(`local:${source}`)) {
+      reportedGroups.add(`local:${source}`);
       report.issues.push({
         file,
         line: group.line,
         field: source,
         message:
-          `every host of [${source}] (${hostList(local.map(label))}) is ansible_connection=local, the machine stackha runs on, ` +
-          `which is not a deployment target: ${check.label} would have no host; list its hosts with ansible_host=ADDRESS`,
+          `every host of [${source}] (${hostList(local.map(label_))}) is ansible_connection=local, the machine stackha runs on, ` +
+          `which is not a deployment target: ${label} would have no host; list its hosts with ansible_host=ADDRESS`,
       });
     }
   }
 
-  // Keystone's database is reached through HAProxy on the VIP: it cannot run without both.
-  if (enabled.keystone && sources.has('keystone')) {
-    const missing = (['mariadb', 'haproxy'] as const).filter((s) => !enabled[s]);
+  // What a service cannot run without, as its declaration says.
+  for (const service of checks) {
+    if (!sources.has(service.name)) continue;
+    const missing = (service.requires ?? []).filter((r) => !enabled[r.service]);
     if (missing.length > 0) {
       report.issues.push({
         file: CONFIG_FILES.globals,
         line: undefined,
-        field: 'enable_keystone',
-        message: `keystone needs ${missing.map((m) => `enable_${m}`).join(' and ')} (its database is reached through HAProxy on the VIP); set enable_keystone: false`,
+        field: service.enable.key,
+        message: `${service.name} needs ${missing.map((m) => `enable_${m.service}`).join(' and ')} (${[...new Set(missing.map((m) => m.why))].join('; ')}); set ${service.enable.key}: false`,
       });
     }
   }
@@ -519,24 +506,25 @@ function checkTopology(
   }
 
   const droppedNote = (service: string): string => {
-    const names = [...dropped].filter(([, s]) => s.has(service)).map(([h]) => label(h));
+    const names = [...dropped].filter(([, s]) => s.has(service)).map(([h]) => label_(h));
     return names.length === 0
       ? ''
       : ` (${alternatives(names)} ${names.length === 1 ? 'is' : 'are'} ansible_connection=local, so not counted)`;
   };
 
-  // Sizes: the same rule `scale remove` applies.
-  for (const rule of SAFE_SIZES) {
-    const hosts = hostsOfRule(dep, rule);
-    const source = sources.get(rule.service) ?? sources.get('keepalived');
-    if (hosts.length === 0 || source === undefined) continue;
-    const name = rule.service === 'haproxy' ? 'the load balancer (haproxy, keepalived)' : rule.service;
+  // Sizes: the same rule `scale remove` applies, from each service's declaration.
+  for (const service of checks) {
+    const rule = service.minHosts;
+    const hosts = hostsFor(dep, service.name);
+    const source = sources.get(service.name);
+    if (!rule || hosts.length === 0 || source === undefined) continue;
+    const name = service.name;
     const n = hosts.length;
     const where = { file, line: inventory.groups.get(source)?.line, field: source };
     if (n < rule.min) {
       const base =
-        `${name} runs on ${plural(n, 'host')} (${hostList(hosts.map((h) => label(h.name)))}), at least ${rule.min} are needed` +
-        `${droppedNote(rule.service)}: ${rule.why(n)}`;
+        `${name} runs on ${plural(n, 'host')} (${hostList(hosts.map((h) => label_(h.name)))}), at least ${rule.min} are needed` +
+        `${droppedNote(service.name)}: ${rule.why(n)}`;
       if (allowSingle) {
         report.warnings.push({
           ...where,
@@ -548,19 +536,14 @@ function checkTopology(
           message: `${base}; add hosts, or, for an evaluation that is not highly available, set stackha_allow_single: true in globals.yml (or pass --allow-single)`,
         });
       }
-    } else if (rule.service !== 'haproxy' && n % 2 === 0) {
-      report.warnings.push({ ...where, message: evenSizeWarning(rule.service, n) });
+    } else if (rule.quorum && n % 2 === 0) {
+      report.warnings.push({ ...where, message: evenSizeWarning(service.name, n) });
     }
   }
 
   for (const [name, services] of dropped) {
     const host = iniHost(name);
-    const left = [...services]
-      .map((s) => {
-        const n = hostsOfRuleCount(dep, s as Service);
-        return `${s} on ${plural(n, 'host')}`;
-      })
-      .join(', ');
+    const left = [...services].map((s) => `${s} on ${plural(hostsFor(dep, s).length, 'host')}`).join(', ');
     report.warnings.push({
       file,
       line: host?.line,
@@ -572,13 +555,6 @@ function checkTopology(
   }
 
   checkAddresses(inventory, dep, globals, report);
-}
-
-function hostsOfRuleCount(dep: Deployment, service: Service): number {
-  const rule = SAFE_SIZES.find(
-    (r) => r.service === service || (service === 'keepalived' && r.service === 'haproxy'),
-  );
-  return rule ? hostsOfRule(dep, rule).length : hostsFor(dep, service).length;
 }
 
 /** The VIP and the hosts' addresses against the internal network (stackha_internal_prefix_length, default /24). */
@@ -641,8 +617,8 @@ function checkAddresses(
   }
 
   // keepalived can hold the VIP only on a host of its subnet (VRRP stays on the segment).
-  const lbRule = SAFE_SIZES.find((r) => r.service === 'haproxy')!;
-  const lbs = hostsOfRule(dep, lbRule).filter(hasAddress);
+  // The hosts that may hold the VIP.
+  const lbs = hostsFor(dep, 'keepalived').filter(hasAddress);
   // A host already refused as a load balancer outside the VIP's subnet is not refused a second time below.
   const flagged = new Set<string>();
   if (vip !== '' && lbs.length > 0) {
@@ -674,9 +650,8 @@ function checkAddresses(
   // Galera and RabbitMQ nodes talk to each other directly: one subnet, unless the user says a route joins them.
   if (globals.routed) return;
   const outliers = new Map<HostSpec, { services: string[]; subnet: string; others: HostSpec[] }>();
-  for (const service of ['mariadb', 'rabbitmq'] as const) {
-    const rule = SAFE_SIZES.find((r) => r.service === service)!;
-    const members = hostsOfRule(dep, rule).filter(hasAddress);
+  for (const service of SERVICES.filter((s) => s.minHosts?.quorum).map((s) => s.name)) {
+    const members = hostsFor(dep, service).filter(hasAddress);
     const bySubnet = new Map<string, HostSpec[]>();
     for (const h of members) {
       const s = subnetOf(h.address, prefix);
@@ -740,9 +715,6 @@ function interfaceField() {
   });
 }
 
-const SERVICES: readonly Service[] = [...INFRA_SERVICES, ...API_SERVICES];
-type EnableKey = `enable_${Service}`;
-
 /** stackha's own keys of globals.yml; the service settings are in src/settings.ts. */
 const GLOBALS_FIELDS = {
   kolla_internal_vip_address: ipv4Field(),
@@ -750,8 +722,8 @@ const GLOBALS_FIELDS = {
   api_interface: interfaceField(),
   keepalived_virtual_router_id: integerRouterId(),
   keepalived_unicast_peers: booleanSetting(false),
-  ...(Object.fromEntries(SERVICES.map((s) => [`enable_${s}`, booleanSetting(true)])) as Record<
-    EnableKey,
+  ...(Object.fromEntries(SERVICES.map((s) => [s.enable.key, booleanSetting(s.enable.default)])) as Record<
+    string,
     ReturnType<typeof booleanSetting>
   >),
   om_enable_rabbitmq_quorum_queues: booleanSetting(true),
@@ -861,7 +833,7 @@ interface ParsedGlobals {
 
 /** An older name of a service setting, still read. */
 function isSettingAlias(key: string): boolean {
-  return Object.values(SERVICE_SETTINGS).some((spec) => 'alias' in spec && spec.alias === key);
+  return Object.values(SERVICE_SETTINGS).some((spec) => spec.alias === key);
 }
 
 /** Whether a key of globals.yml is one kolla-ansible knows (so it is accepted without a word). */
@@ -941,11 +913,8 @@ function parseGlobals(text: string, report: Report): ParsedGlobals | undefined {
   }
 
   const settings: Record<string, unknown> = {};
-  for (const [key, spec] of Object.entries(SERVICE_SETTINGS) as [
-    SettingKey,
-    (typeof SERVICE_SETTINGS)[SettingKey],
-  ][]) {
-    const alias = 'alias' in spec ? spec.alias : undefined;
+  for (const [key, spec] of Object.entries(SERVICE_SETTINGS)) {
+    const alias = spec.alias;
     if (alias !== undefined && raw[alias] !== undefined) {
       const both = raw[key] !== undefined;
       report.warnings.push({
@@ -992,15 +961,14 @@ function parseGlobals(text: string, report: Report): ParsedGlobals | undefined {
     apiInterface: fieldOr('api_interface', networkInterface),
     keepalivedVirtualRouterId: fieldOr('keepalived_virtual_router_id', 51),
     keepalivedUnicastPeers: fieldOr('keepalived_unicast_peers', false),
-    enabled: Object.fromEntries(SERVICES.map((s) => [s, fieldOr(`enable_${s}`, true)])) as Record<
-      Service,
-      boolean
-    >,
+    enabled: Object.fromEntries(
+      SERVICES.map((s) => [s.name, (known as Record<string, unknown>)[s.enable.key] ?? s.enable.default]),
+    ) as Record<string, boolean>,
     rabbitmqQuorumQueues: fieldOr('om_enable_rabbitmq_quorum_queues', true),
     rabbitmqMirroredQueues: fieldOr('om_enable_rabbitmq_high_availability', false),
     profile: fieldOr('stackha_profile', 'stackha'),
     lab: known.stackha_lab,
-    settings: settings as Settings,
+    settings,
     raw,
   };
   return {
@@ -1072,7 +1040,7 @@ export function nestedPasswordKeys(
 
 function parsePasswords(
   text: string,
-  enabled: Readonly<Record<Service, boolean>> | undefined,
+  enabled: Readonly<Record<string, boolean>> | undefined,
   report: Report,
 ): Passwords | undefined {
   const file = CONFIG_FILES.passwords;
@@ -1113,7 +1081,7 @@ function parsePasswords(
   const nestedKeys = new Set(nested.map((n) => n.key));
 
   for (const key of enabled ? PASSWORD_KEYS : []) {
-    const service = PASSWORD_NEEDED_BY[key];
+    const service = PASSWORD_NEEDED_BY.get(key);
     if (service !== undefined && !enabled?.[service]) continue;
     const value = passwords.get(key);
     if (value !== undefined) {

@@ -5,10 +5,8 @@ import type { Deployment } from '../model.js';
 import { daemonsFile, ensureDirs, recordApplied, wantedState } from '../services/files.js';
 import {
   type GaleraPosition,
-  type GraState,
   MARIADB_PORT,
   type NodePosition,
-  type PositionSource,
   type StateTransfer,
   classifyStateTransfer,
   errorLogMark,
@@ -23,7 +21,7 @@ import {
   setSafeToBootstrap,
   startGaleraNode,
   waitSynced,
-} from '../services/galera.js';
+} from '../services/mariadb/galera.js';
 import type { RenderTarget } from '../services/types.js';
 import { hostsFor } from '../topology.js';
 

@@ -1,30 +1,19 @@
-// `stackha scale add HOST` and `stackha scale remove HOST`: grow and shrink the control plane under load. See
-// docs/scale.md for the order of every step and why.
-import { readFileSync, writeFileSync } from 'node:fs';
+// `stackha scale add HOST` and `stackha scale remove [--dead] HOST`: grow and shrink the control plane under load.
+// What each service needs when a host joins or leaves is in its declaration (src/services/contract.ts); this module
+// orders the steps, records them, and resumes an interrupted removal. See docs/scale.md.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DeployReport, type Step, deploy } from '../deploy/deploy.js';
-import { DB_DRAIN_MS, HTTP_DRAIN_MS, type LbContext, backendsOf, drainServer } from '../deploy/drain.js';
-import { connect } from '../hosts/connect.js';
+import { backendsOf, drainServer } from '../deploy/drain.js';
+import { type Connection, connect } from '../hosts/connect.js';
 import type { Host } from '../hosts/host.js';
 import { removeHostFromMultinode } from '../inventory/lab-inventory.js';
 import { CONFIG_FILES, buildDeployment } from '../inventory/load.js';
 import type { Deployment, HostSpec } from '../model.js';
-import { UWSGI_STOP_SIGNAL } from '../services/api/framework.js';
-import { galeraNodeStatus } from '../services/galera.js';
-import { holdsVip } from '../services/keepalived.js';
-import { CREDENTIAL_KEYS_DIR, FERNET_KEYS_DIR } from '../services/keystone.js';
-import {
-  RABBITMQ_MNESIA,
-  forgetClusterNode,
-  growQuorumQueues,
-  queuesWithout,
-  quorumQueues,
-  rabbitNode,
-  rabbitTool,
-  shrinkQuorumQueues,
-} from '../services/rabbitmq.js';
-import type { RenderTarget } from '../services/types.js';
-import { SAFE_SIZES, evenSizeWarning, hostsFor, hostsOfRule } from '../topology.js';
+import type { HostsContext, ServiceDeclaration } from '../services/contract.js';
+import { holdsVip, vipHolders } from '../services/keepalived/keepalived.js';
+import { SERVICES, deployedServices } from '../services/registry.js';
+import { evenSizeWarning, hostsFor } from '../topology.js';
 import { waitFor } from '../util/wait.js';
 import { clusterProblems, clusterStatus } from './status.js';
 
@@ -33,14 +22,15 @@ export class ScaleRefused extends Error {
   readonly code = 'ESCALEREFUSED';
 }
 
-/** The deployment as it is without `name`: the host gone from the host list and from every group. */
+/** The deployment as it is without `name`: the host gone from the host list, every group and every placement. */
 export function withoutHost(dep: Deployment, name: string): Deployment {
+  const drop = (m: Readonly<Record<string, readonly string[]>>) =>
+    Object.fromEntries(Object.entries(m).map(([k, hs]) => [k, hs.filter((h) => h !== name)]));
   return {
     ...dep,
     hosts: dep.hosts.filter((h) => h.name !== name),
-    groups: Object.fromEntries(
-      Object.entries(dep.groups).map(([g, hs]) => [g, hs.filter((h) => h !== name)]),
-    ),
+    groups: drop(dep.groups),
+    placement: drop(dep.placement),
   };
 }
 
@@ -51,21 +41,22 @@ export interface ScaleCheck {
   readonly warnings: readonly string[];
 }
 
-/** Whether `name` may leave the deployment: no clustered service may drop below its safe size. */
+/** Whether `name` may leave the deployment: no service may drop below its declared safe size. */
 export function removalCheck(dep: Deployment, name: string): ScaleCheck {
   if (!dep.hosts.some((h) => h.name === name))
     return { refusals: [`${name} is not a host of the inventory`], warnings: [] };
   const refusals: string[] = [];
   const warnings: string[] = [];
-  for (const rule of SAFE_SIZES) {
-    const hosts = hostsOfRule(dep, rule);
-    if (!hosts.some((h) => h.name === name)) continue;
+  for (const service of deployedServices(dep)) {
+    const rule = service.minHosts;
+    const hosts = hostsFor(dep, service.name);
+    if (!rule || !hosts.some((h) => h.name === name)) continue;
     const left = hosts.length - 1;
     if (left < rule.min)
       refusals.push(
-        `${rule.service}: removing ${name} leaves ${left} (at least ${rule.min} needed): ${rule.why(left)}`,
+        `${service.name}: removing ${name} leaves ${left} (at least ${rule.min} needed): ${rule.why(left)}`,
       );
-    else if (rule.service !== 'haproxy' && left % 2 === 0) warnings.push(evenSizeWarning(rule.service, left));
+    else if (rule.quorum && left % 2 === 0) warnings.push(evenSizeWarning(service.name, left));
   }
   if (dep.hosts.length === 1) refusals.push(`${name} is the only host`);
   return { refusals, warnings };
@@ -81,47 +72,36 @@ export function additionCheck(dep: Deployment, name: string): ScaleCheck {
       warnings: [],
     };
   const warnings: string[] = [];
-  for (const service of ['mariadb', 'rabbitmq'] as const) {
-    const hosts = hostsFor(dep, service);
-    if (hosts.some((h) => h.name === name) && hosts.length % 2 === 0)
-      warnings.push(evenSizeWarning(service, hosts.length));
+  for (const service of deployedServices(dep)) {
+    const hosts = hostsFor(dep, service.name);
+    if (service.minHosts?.quorum && hosts.some((h) => h.name === name) && hosts.length % 2 === 0)
+      warnings.push(evenSizeWarning(service.name, hosts.length));
   }
   return { refusals: [], warnings };
 }
 
 /**
- * The deploy plan for `scale add`: the API services (every step after keepalived) move before HAProxy, so the new
- * host's APIs answer their health checks before any load balancer lists them. Its database node is Synced and its
- * health endpoint up before that too (their steps come first anyway).
+ * The deploy plan for `scale add`: the API services move before the load balancer, so the new host's APIs answer
+ * their health checks before any load balancer lists them. Its database node is Synced and its health endpoint up
+ * before that too (their steps come first anyway).
  */
 export function scaleAddSteps(steps: Step[]): Step[] {
-  const lb = steps.findIndex((s) => s.title === 'haproxy');
-  const vip = steps.findIndex((s) => s.title === 'keepalived');
-  if (lb < 0 || vip < lb) return steps;
-  return [...steps.slice(0, lb), ...steps.slice(vip + 1), ...steps.slice(lb, vip + 1)];
+  const api = steps.filter((s) => s.service.tier === 'api');
+  const rest = steps.filter((s) => s.service.tier !== 'api');
+  const lb = rest.findIndex((s) => s.service.tier === 'loadbalancer' || s.service.tier === 'vip');
+  if (lb < 0) return steps;
+  return [...rest.slice(0, lb), ...api, ...rest.slice(lb)];
 }
-
-/** Every daemon stackha may run on a host, in the order a leaving host stops them, with how each stops. */
-export const HOST_DAEMONS: readonly { name: string; signal?: NodeJS.Signals; timeoutMs: number }[] = [
-  { name: 'keystone', signal: UWSGI_STOP_SIGNAL, timeoutMs: 20_000 },
-  { name: 'probe-api', timeoutMs: 20_000 },
-  { name: 'keepalived', timeoutMs: 20_000 },
-  { name: 'haproxy-watch', timeoutMs: 20_000 },
-  { name: 'rabbitmq', timeoutMs: 60_000 },
-  { name: 'mariadb', timeoutMs: 120_000 },
-  { name: 'galera-health', timeoutMs: 20_000 },
-  { name: 'memcached', timeoutMs: 20_000 },
-  { name: 'haproxy', timeoutMs: 20_000 },
-  { name: 'epmd', timeoutMs: 20_000 },
-];
 
 export interface ScalePhase {
   readonly name: string;
   readonly seconds: number;
+  /** Done by an earlier, interrupted run: skipped. */
+  readonly resumed?: boolean;
 }
 
 export interface ScaleReport {
-  readonly operation: 'add' | 'remove';
+  readonly operation: 'add' | 'remove' | 'remove --dead';
   readonly host: string;
   readonly seconds: number;
   readonly phases: readonly ScalePhase[];
@@ -132,38 +112,72 @@ export interface ScaleReport {
 
 export interface ScaleOptions {
   readonly log?: (message: string) => void;
+  /** The hosts (default: connect to the inventory's); tests hand fake ones in. */
+  readonly connection?: Connection;
 }
 
-function phases(log: (m: string) => void) {
+/** Where a removal records the phases it finished, so a re-run resumes after the last one. */
+export function journalPath(dep: Pick<Deployment, 'configDir'>, host: string, dead: boolean): string {
+  return join(dep.configDir, '.stackha', `scale-remove${dead ? '-dead' : ''}-${host}.json`);
+}
+
+interface Journal {
+  readonly host: string;
+  readonly startedAt: string;
+  readonly done: string[];
+}
+
+function readJournal(path: string): Journal | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Journal;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Named phases, each timed and logged; with a journal, each one done is recorded at once, and one an earlier run
+ * recorded is skipped.
+ */
+function phases(log: (m: string) => void, journal?: { path: string; state: Journal }) {
   const done: ScalePhase[] = [];
   return {
     done,
-    async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    async run<T>(name: string, fn: () => Promise<T>): Promise<T | undefined> {
+      if (journal?.state.done.includes(name)) {
+        log(`${name}: done by an earlier run, skipped`);
+        done.push({ name, seconds: 0, resumed: true });
+        return undefined;
+      }
       const started = Date.now();
       log(`${name} ...`);
       const r = await fn();
       const seconds = (Date.now() - started) / 1000;
       done.push({ name, seconds });
+      if (journal) {
+        journal.state.done.push(name);
+        writeFileSync(journal.path, `${JSON.stringify(journal.state, null, 2)}\n`);
+      }
       log(`${name}: done in ${seconds.toFixed(1)} s`);
       return r;
     },
   };
 }
 
-async function requireWhole(dep: Deployment, what: string): Promise<void> {
-  const problems = clusterProblems(dep, await clusterStatus(dep));
+async function requireWhole(dep: Deployment, what: string, conn?: Connection): Promise<void> {
+  const problems = clusterProblems(dep, await clusterStatus(dep, conn));
   if (problems.length > 0)
     throw new ScaleRefused(
       `${what}: the cluster is not whole, fix that first (\`stackha status\`, \`stackha deploy\`):\n  ${problems.join('\n  ')}`,
     );
 }
 
-async function waitWhole(dep: Deployment, timeoutMs = 180_000): Promise<void> {
+async function waitWhole(dep: Deployment, conn?: Connection, timeoutMs = 180_000): Promise<void> {
   let last: string[] = [];
   await waitFor(
     'the cluster to be whole',
     async () => {
-      last = clusterProblems(dep, await clusterStatus(dep));
+      last = clusterProblems(dep, await clusterStatus(dep, conn));
       return last.length === 0 ? true : undefined;
     },
     { timeoutMs, intervalMs: 2000 },
@@ -172,15 +186,15 @@ async function waitWhole(dep: Deployment, timeoutMs = 180_000): Promise<void> {
   });
 }
 
-function rabbitTarget(dep: Deployment, roots: ReadonlyMap<string, string>, spec: HostSpec): RenderTarget {
-  return { host: spec, root: roots.get(spec.name) ?? '' };
-}
+const runsOn = (dep: Deployment, s: ServiceDeclaration, host: string): boolean =>
+  hostsFor(dep, s.name).some((h) => h.name === host);
 
 /**
  * `stackha scale add HOST`: the host is in the inventory (`dep`) but not yet in the running cluster. It gets every
  * service through the normal deploy plan, with the API services brought up before HAProxy lists them; every other
  * host's peer lists are rewritten (Galera and RabbitMQ without a restart, HAProxy and keepalived reloaded, API
- * services restarted one host at a time, drained first); then the new RabbitMQ node joins every quorum queue.
+ * services restarted one host at a time, drained first); then each service finishes its join (RabbitMQ: the new
+ * node becomes a member of every quorum queue).
  */
 export async function scaleAdd(dep: Deployment, name: string, opts: ScaleOptions = {}): Promise<ScaleReport> {
   const log = opts.log ?? (() => {});
@@ -188,7 +202,7 @@ export async function scaleAdd(dep: Deployment, name: string, opts: ScaleOptions
   const check = additionCheck(dep, name);
   if (check.refusals.length > 0) throw new ScaleRefused(check.refusals.join('\n'));
   for (const w of check.warnings) log(`warning: ${w}`);
-  const conn = connect(dep);
+  const conn = opts.connection ?? connect(dep);
   const host = conn.hosts.get(name) as Host;
   const reach = await host.exec(['true'], { timeoutMs: 10_000 });
   if (reach.code !== 0) throw new ScaleRefused(`${name} is not reachable: ${reach.stderr.trim()}`);
@@ -196,13 +210,13 @@ export async function scaleAdd(dep: Deployment, name: string, opts: ScaleOptions
   const p = phases(log);
   await p.run('check the cluster is whole', async () => {
     // Whole without the host, or already whole with it (a re-run that finishes an interrupted add).
-    if (clusterProblems(dep, await clusterStatus(dep)).length === 0)
+    if (clusterProblems(dep, await clusterStatus(dep, conn)).length === 0)
       log(`${name} is in every cluster already`);
-    else await requireWhole(before, `adding ${name}`);
+    else await requireWhole(before, `adding ${name}`, conn);
   });
   let report: DeployReport | undefined;
   await p.run(`deploy ${name} and update every peer list`, async () => {
-    report = await deploy(dep, { renderer: 'silent', steps: scaleAddSteps, log });
+    report = await deploy(dep, { renderer: 'silent', steps: scaleAddSteps, log, connection: conn });
   });
   for (const r of report?.results ?? [])
     log(
@@ -211,25 +225,14 @@ export async function scaleAdd(dep: Deployment, name: string, opts: ScaleOptions
         .join(', ')}`,
     );
   const spec = dep.hosts.find((h) => h.name === name) as HostSpec;
-  const rabbits = hostsFor(dep, 'rabbitmq');
-  if (rabbits.some((h) => h.name === name)) {
-    await p.run(`make ${rabbitNode(spec)} a member of every quorum queue`, async () => {
-      const via = rabbits.find((h) => h.name !== name) ?? spec;
-      const t = rabbitTarget(dep, conn.roots, via);
-      const viaHost = conn.hosts.get(via.name) as Host;
-      const out = await growQuorumQueues(viaHost, t, rabbitNode(spec));
-      log(out.trim().split('\n').slice(-3).join(' | '));
-      await waitFor(
-        `every quorum queue to have ${rabbitNode(spec)} as a member`,
-        async () => {
-          const missing = queuesWithout(await quorumQueues(viaHost, t), rabbitNode(spec));
-          return missing.length === 0 ? true : undefined;
-        },
-        { timeoutMs: 120_000, intervalMs: 1000 },
+  const ctx: HostsContext = { dep, hosts: conn.hosts, roots: conn.roots, log };
+  for (const service of deployedServices(dep))
+    if (service.afterJoin && runsOn(dep, service, name))
+      await p.run(
+        `${service.name}: finish ${name}'s join`,
+        () => service.afterJoin?.(ctx, spec) ?? Promise.resolve(),
       );
-    });
-  }
-  await p.run('wait until the cluster is whole', () => waitWhole(dep));
+  await p.run('wait until the cluster is whole', () => waitWhole(dep, conn));
   return {
     operation: 'add',
     host: name,
@@ -240,28 +243,26 @@ export async function scaleAdd(dep: Deployment, name: string, opts: ScaleOptions
   };
 }
 
-/**
- * `stackha scale remove HOST`: the reverse, gracefully. The host is drained from every HAProxy backend, the VIP
- * moves away if it holds it, its RabbitMQ replicas move (shrink) and the node leaves the cluster, its Galera node
- * stops cleanly, every other host's peer lists are rewritten (Galera and RabbitMQ without a restart), its last
- * daemons stop, its cluster state and keys are wiped, and it is removed from the inventory.
- */
-export async function scaleRemove(
+/** Every daemon any service may run on a host, in the order a leaving host stops them (the plan reversed). */
+export function hostDaemons(dep: Deployment): { name: string; signal?: NodeJS.Signals; timeoutMs: number }[] {
+  return [...SERVICES]
+    .reverse()
+    .flatMap((s) => [...s.daemons(dep)].reverse())
+    .map((d) => ({
+      name: d.name,
+      timeoutMs: d.stopTimeoutMs,
+      ...(d.stopSignal ? { signal: d.stopSignal } : {}),
+    }));
+}
+
+/** The inventory without the host, checked: the edited multinode must really no longer list it. */
+function editedInventory(
   dep: Deployment,
   name: string,
-  opts: ScaleOptions = {},
-): Promise<ScaleReport> {
-  const log = opts.log ?? (() => {});
-  const started = Date.now();
-  const check = removalCheck(dep, name);
-  if (check.refusals.length > 0)
-    throw new ScaleRefused(`not removing ${name}:\n  ${check.refusals.join('\n  ')}`);
-  for (const w of check.warnings) log(`warning: ${w}`);
-  const after = withoutHost(dep, name);
-  // The inventory must be editable to a version without the host, or a later deploy would bring it back.
-  const multinodePath = join(dep.configDir, CONFIG_FILES.multinode);
-  const multinode = readFileSync(multinodePath, 'utf8');
-  const edited = removeHostFromMultinode(multinode, name);
+): { path: string; text: string; edited: string; removed: number } {
+  const path = join(dep.configDir, CONFIG_FILES.multinode);
+  const text = readFileSync(path, 'utf8');
+  const edited = removeHostFromMultinode(text, name);
   const reread = buildDeployment(
     {
       multinode: edited.text,
@@ -269,123 +270,166 @@ export async function scaleRemove(
       passwords: readFileSync(join(dep.configDir, CONFIG_FILES.passwords), 'utf8'),
     },
     dep.configDir,
-    // Only whether the host is gone is asked here; removalCheck has applied the size rule.
     { allowSingle: true },
   );
   if (reread.hosts.some((h) => h.name === name))
     throw new ScaleRefused(
-      `${name} is listed in ${multinodePath} through a pattern stackha cannot edit: list it on its own line`,
+      `${name} is listed in ${path} through a pattern stackha cannot edit: list it on its own line`,
     );
+  return { path, text, edited: edited.text, removed: edited.removed };
+}
 
-  const conn = connect(dep);
-  const host = conn.hosts.get(name) as Host;
-  const spec = dep.hosts.find((h) => h.name === name) as HostSpec;
-  const lb: LbContext = { dep, hosts: conn.hosts, roots: conn.roots, log };
-  const p = phases(log);
-  await p.run('check the cluster is whole', () => requireWhole(dep, `removing ${name}`));
+/**
+ * `stackha scale remove HOST` (gracefully) and `stackha scale remove --dead HOST` (a host that crashed and will not come
+ * back). Graceful: the host is drained from every HAProxy backend, the VIP moves away if it holds it, each service
+ * takes its part out of its cluster (RabbitMQ: replicas moved, node drained, stopped and forgotten; Galera: stopped
+ * cleanly), every other host's peer lists are rewritten (Galera and RabbitMQ without a restart), its last daemons
+ * stop, its data, cluster state and keys are wiped, and it is removed from the inventory. Dead: nothing is asked of
+ * the host; each cluster forgets it through the hosts that remain (RabbitMQ's forget_cluster_node), the others' peer
+ * lists, HAProxy servers, keepalived peers and memcached lists are rewritten, and the inventory edited.
+ *
+ * Each phase is recorded as it finishes (<config dir>/.stackha/): an interrupted removal run again resumes after the
+ * last phase done, without asking for a whole cluster first.
+ */
+export async function scaleRemove(
+  dep: Deployment,
+  name: string,
+  opts: ScaleOptions & { dead?: boolean } = {},
+): Promise<ScaleReport> {
+  const log = opts.log ?? (() => {});
+  const started = Date.now();
+  const dead = opts.dead === true;
+  const jpath = journalPath(dep, name, dead);
+  const previous = readJournal(jpath);
+  // A resumed removal may already have taken the host out of the inventory: finish the rest from the journal.
+  const inInventory = dep.hosts.some((h) => h.name === name);
+  if (!inInventory && !previous)
+    throw new ScaleRefused(`not removing ${name}: ${name} is not a host of the inventory`);
+  const check = inInventory ? removalCheck(dep, name) : { refusals: [], warnings: [] };
+  const warnings = [...check.warnings];
+  if (check.refusals.length > 0) {
+    // A dead host is gone already: refusing would keep a dead member in every cluster. Say what that leaves.
+    if (!dead) throw new ScaleRefused(`not removing ${name}:\n  ${check.refusals.join('\n  ')}`);
+    warnings.push(...check.refusals.map((r) => `below the safe size: ${r}; add a host soon`));
+  }
+  for (const w of warnings) log(`warning: ${w}`);
+  const after = inInventory ? withoutHost(dep, name) : dep;
+  const inventory = inInventory ? editedInventory(dep, name) : undefined;
+  const conn = opts.connection ?? connect(inInventory ? dep : after);
+  const host = conn.hosts.get(name);
+  const spec = dep.hosts.find((h) => h.name === name);
+  const ctx: HostsContext = { dep, hosts: conn.hosts, roots: conn.roots, log };
 
-  const inGroup = (service: 'mariadb' | 'rabbitmq' | 'keepalived') =>
-    hostsFor(dep, service).some((h) => h.name === name);
-  await p.run(`drain ${name} from every HAProxy backend`, async () => {
-    const backends = backendsOf(dep, ['mariadb', 'probe-api', 'keystone']);
-    await drainServer(lb, backends, name, inGroup('mariadb') ? DB_DRAIN_MS : HTTP_DRAIN_MS);
-  });
-  if (inGroup('keepalived')) {
-    await p.run(`stop keepalived on ${name} (the VIP moves if it holds it)`, async () => {
-      const held = await holdsVip(host, dep);
-      // SIGTERM: keepalived sends a priority-0 advert, so a backup takes over at once.
-      await host.stopDaemon('keepalived', { timeoutMs: 20_000 });
-      if (held) {
-        const holder = await waitFor(
-          'another host to hold the VIP',
-          async () => {
-            const holders: string[] = [];
-            for (const s of hostsFor(after, 'keepalived'))
-              if (await holdsVip(conn.hosts.get(s.name) as Host, dep)) holders.push(s.name);
-            return holders.length === 1 && !(await holdsVip(host, dep)) ? holders[0] : undefined;
-          },
-          { timeoutMs: 30_000, intervalMs: 100 },
+  if (!previous) {
+    if (dead) {
+      // A host that still runs our daemons is not dead: a forced removal would leave a live member behind.
+      const alive: string[] = [];
+      const reach = host ? await host.exec(['true'], { timeoutMs: 5000 }) : undefined;
+      if (host && reach?.code === 0)
+        for (const d of hostDaemons(dep))
+          if ((await host.daemonPid(d.name)) !== undefined) alive.push(d.name);
+      if (alive.length > 0)
+        throw new ScaleRefused(
+          `not removing ${name} as dead: it still runs ${alive.join(', ')}; remove it gracefully with \`stackha scale remove ${name}\``,
         );
-        log(`VIP moved from ${name} to ${holder}`);
-      }
-    });
+    } else await requireWhole(dep, `removing ${name}`, conn);
+    mkdirSync(join(dep.configDir, '.stackha'), { recursive: true });
   }
-  if (inGroup('rabbitmq') && (await host.daemonPid('rabbitmq')) !== undefined) {
-    await p.run(`move ${name}'s quorum queue replicas away and take its RabbitMQ node out`, async () => {
-      const node = rabbitNode(spec);
-      const via = hostsFor(after, 'rabbitmq')[0] as HostSpec;
-      const viaHost = conn.hosts.get(via.name) as Host;
-      const vt = rabbitTarget(dep, conn.roots, via);
-      const out = await shrinkQuorumQueues(viaHost, vt, node);
-      log(out.trim().split('\n').slice(-3).join(' | '));
-      const still = (await quorumQueues(viaHost, vt))
-        .filter((q) => q.members.includes(node))
-        .map((q) => q.name);
-      if (still.length > 0)
-        throw new Error(`quorum queues still have a replica on ${node}: ${still.join(', ')}`);
-      // Maintenance mode closes its client connections (they reconnect to the other brokers) before it stops.
-      const t = rabbitTarget(dep, conn.roots, spec);
-      const drained = await rabbitTool(host, t, 'rabbitmq-upgrade', ['drain'], 130_000);
-      if (drained.code !== 0) log(`rabbitmq-upgrade drain on ${name} failed: ${drained.stderr.trim()}`);
-      await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
-      await host.stopDaemon('epmd', { timeoutMs: 20_000 });
-      await forgetClusterNode(viaHost, vt, node);
-      log(`${node} left the cluster (forget_cluster_node through ${via.name})`);
+  const state: Journal = previous ?? { host: name, startedAt: new Date().toISOString(), done: [] };
+  if (previous)
+    log(`resuming the removal of ${name} started ${previous.startedAt}: ${previous.done.length} phases done`);
+  writeFileSync(jpath, `${JSON.stringify(state, null, 2)}\n`);
+  const p = phases(log, { path: jpath, state });
+  const services = deployedServices(dep).filter((s) => runsOn(dep, s, name));
+
+  if (!dead && host && spec) {
+    await p.run(`drain ${name} from every HAProxy backend`, async () => {
+      const daemons = services.flatMap((s) => s.daemons(dep).map((d) => d.name));
+      const bound = Math.max(
+        0,
+        ...services.flatMap((s) => s.daemons(dep).map((d) => d.fronted?.drainMs ?? 0)),
+      );
+      await drainServer(ctx, backendsOf(dep, daemons), name, bound);
     });
-  }
-  if (inGroup('mariadb') && (await host.daemonPid('mariadb')) !== undefined) {
-    await p.run(`stop the Galera node on ${name} cleanly`, async () => {
-      await host.stopDaemon('mariadb', { timeoutMs: 120_000 });
-      await host.stopDaemon('galera-health', { timeoutMs: 20_000 });
-      const size = hostsFor(after, 'mariadb').length;
-      const first = hostsFor(after, 'mariadb')[0] as HostSpec;
-      await waitFor(
-        `the Galera cluster to be ${size} nodes`,
-        async () => {
-          const s = await galeraNodeStatus(
-            conn.hosts.get(first.name) as Host,
-            conn.roots.get(first.name) ?? '',
+    for (const service of services.filter((s) => s.tier === 'vip')) {
+      await p.run(`stop ${service.name} on ${name} (the VIP moves if it holds it)`, async () => {
+        const held = await holdsVip(host, dep);
+        // SIGTERM: keepalived sends a priority-0 advert, so a backup takes over at once.
+        for (const d of [...service.daemons(dep)].reverse())
+          await host.stopDaemon(d.name, { timeoutMs: d.stopTimeoutMs });
+        if (held) {
+          const holder = await waitFor(
+            'another host to hold the VIP',
+            async () => {
+              const hs = await vipHolders({ dep: after, hosts: conn.hosts });
+              return hs.length === 1 && !(await holdsVip(host, dep)) ? hs[0] : undefined;
+            },
+            { timeoutMs: 30_000, intervalMs: 100 },
           );
-          return s.clusterSize === size && s.clusterStatus === 'Primary' ? true : undefined;
-        },
-        { timeoutMs: 60_000, intervalMs: 500 },
+          log(`VIP moved from ${name} to ${holder}`);
+        }
+      });
+    }
+    // Quorum clusters first (RabbitMQ before Galera: plan order reversed), each leaving while the others still run.
+    for (const service of [...services].reverse().filter((s) => s.beforeLeave))
+      await p.run(
+        `${service.name}: take ${name} out of the cluster`,
+        () => service.beforeLeave?.(ctx, spec, after) ?? Promise.resolve(),
+      );
+  }
+  if (dead && spec) {
+    const remaining: HostsContext = { ...ctx, dep: after };
+    for (const service of [...services].reverse().filter((s) => s.forgetDead))
+      await p.run(
+        `${service.name}: forget ${name}`,
+        () => service.forgetDead?.(remaining, spec, after) ?? Promise.resolve(),
+      );
+  }
+  await p.run(
+    'update every other host (peer lists, HAProxy servers, keepalived peers, memcached lists)',
+    async () => {
+      await deploy(after, { renderer: 'silent', log, connection: conn });
+    },
+  );
+  if (!dead && host) {
+    await p.run(`stop what still runs on ${name} and wipe its data, cluster state and keys`, async () => {
+      for (const d of hostDaemons(dep)) {
+        if ((await host.daemonPid(d.name)) === undefined) continue;
+        await host.stopDaemon(d.name, { timeoutMs: d.timeoutMs, ...(d.signal ? { signal: d.signal } : {}) });
+        log(`${d.name} on ${name}: stopped`);
+      }
+      for (const path of [...services.flatMap((s) => s.removal ?? []), '/var/lib/stackha/applied'])
+        await host.remove(path);
+    });
+  }
+  if (inventory) {
+    await p.run(`remove ${name} from ${inventory.path}`, async () => {
+      writeFileSync(`${inventory.path}.stackha-backup`, inventory.text);
+      writeFileSync(inventory.path, inventory.edited);
+      log(
+        `${inventory.path}: ${inventory.removed} line(s) naming ${name} removed (previous version in .stackha-backup)`,
       );
     });
   }
-  await p.run('update every other host (peer lists, HAProxy servers, keepalived peers)', async () => {
-    await deploy(after, { renderer: 'silent', log });
-  });
-  await p.run(`stop what still runs on ${name} and wipe its cluster state and keys`, async () => {
-    for (const d of HOST_DAEMONS) {
-      if ((await host.daemonPid(d.name)) === undefined) continue;
-      await host.stopDaemon(d.name, { timeoutMs: d.timeoutMs, ...(d.signal ? { signal: d.signal } : {}) });
-      log(`${d.name} on ${name}: stopped`);
-    }
-    // Forgotten by the cluster: a node keeping its old membership could not join again; keys are secrets.
-    for (const path of [RABBITMQ_MNESIA, FERNET_KEYS_DIR, CREDENTIAL_KEYS_DIR, '/var/lib/stackha/applied'])
-      await host.remove(path);
-  });
-  await p.run(`remove ${name} from ${multinodePath}`, async () => {
-    writeFileSync(`${multinodePath}.stackha-backup`, multinode);
-    writeFileSync(multinodePath, edited.text);
-    log(
-      `${multinodePath}: ${edited.removed} line(s) naming ${name} removed (previous version in .stackha-backup)`,
-    );
-  });
-  await p.run('wait until the cluster is whole', () => waitWhole(after));
+  await p.run('wait until the cluster is whole', () => waitWhole(after, conn));
+  if (existsSync(jpath)) rmSync(jpath);
   return {
-    operation: 'remove',
+    operation: dead ? 'remove --dead' : 'remove',
     host: name,
     seconds: (Date.now() - started) / 1000,
     phases: p.done,
-    warnings: check.warnings,
+    warnings,
     deployment: after,
   };
 }
 
 export function formatScaleReport(r: ScaleReport): string {
-  const lines = [`${r.operation === 'add' ? 'added' : 'removed'} ${r.host} in ${r.seconds.toFixed(1)} s`];
-  for (const ph of r.phases) lines.push(`  ${ph.seconds.toFixed(1).padStart(6)} s  ${ph.name}`);
+  const verb = r.operation === 'add' ? 'added' : r.operation === 'remove' ? 'removed' : 'removed (dead)';
+  const lines = [`${verb} ${r.host} in ${r.seconds.toFixed(1)} s`];
+  for (const ph of r.phases)
+    lines.push(
+      `  ${ph.seconds.toFixed(1).padStart(6)} s  ${ph.name}${ph.resumed ? ' (done by an earlier run)' : ''}`,
+    );
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');
 }

@@ -1,155 +1,63 @@
-import { connect } from '../hosts/connect.js';
-import type { Host } from '../hosts/host.js';
+// `stackha status`: each deployed service's own part (its declaration's status probe), the VIP holder and the Galera
+// writer every load balancer picked, and every problem an operator must act on.
+import { type Connection, connect } from '../hosts/connect.js';
 import type { Deployment } from '../model.js';
-import { type GaleraNodeStatus, galeraHealthy, galeraNodeStatus } from '../services/galera.js';
-import { type BackendServerState, activeServer, haproxySocket, parseShowStat } from '../services/haproxy.js';
-import { holdsVip } from '../services/keepalived.js';
-import { keystoneEnabled } from '../services/keystone.js';
-import { MEMCACHED_PORT } from '../services/memcached.js';
-import { type RabbitClusterStatus, rabbitClusterStatus } from '../services/rabbitmq.js';
-import { hostsFor } from '../topology.js';
-import { type KeystoneStatus, formatKeystoneStatus, keystoneProblems, keystoneStatus } from './keystone.js';
+import type { HostsContext, ServiceStatus } from '../services/contract.js';
+import type { HaproxyStatusData } from '../services/haproxy/haproxy.js';
+import type { KeepalivedStatusData } from '../services/keepalived/keepalived.js';
+import type { GaleraStatusData } from '../services/mariadb/galera.js';
+import type { RabbitClusterStatus } from '../services/rabbitmq/rabbitmq.js';
+import { deployedServices } from '../services/registry.js';
 
 export interface ClusterStatus {
   readonly vip: string;
   readonly vipHolders: readonly string[];
-  readonly galera: readonly (GaleraNodeStatus & { healthy: boolean })[];
   /** The Galera server each HAProxy sends new connections to, by loadbalancer host. */
   readonly galeraWriter: Readonly<Record<string, string | undefined>>;
-  readonly rabbitmq: readonly RabbitClusterStatus[];
-  readonly haproxy: readonly { host: string; running: boolean; servers: readonly BackendServerState[] }[];
-  readonly keepalived: readonly { host: string; running: boolean; holdsVip: boolean }[];
-  readonly memcached: readonly { host: string; running: boolean; answering: boolean }[];
-  /** Each Keystone backend's health and key repositories; absent when Keystone is not deployed. */
-  readonly keystone?: KeystoneStatus;
+  /** Every deployed service's status, in plan order. */
+  readonly services: readonly ServiceStatus[];
 }
 
-export async function clusterStatus(dep: Deployment): Promise<ClusterStatus> {
-  const { hosts, roots } = connect(dep);
-  const h = (name: string): Host => hosts.get(name) as Host;
-  const root = (name: string): string => roots.get(name) ?? '';
-  const tgt = (name: string) => ({ host: dep.hosts.find((x) => x.name === name)!, root: root(name) });
+/** One service's status data (undefined when the service is not deployed). */
+export function statusOf<T>(s: ClusterStatus, service: string): T | undefined {
+  return s.services.find((x) => x.service === service)?.data as T | undefined;
+}
 
-  const [galera, rabbitmq, haproxy, keepalived, memcached, keystone] = await Promise.all([
-    Promise.all(
-      hostsFor(dep, 'mariadb').map(async (s) => ({
-        ...(await galeraNodeStatus(h(s.name), root(s.name))),
-        healthy: await galeraHealthy(h(s.name)),
-      })),
-    ),
-    Promise.all(hostsFor(dep, 'rabbitmq').map((s) => rabbitClusterStatus(h(s.name), tgt(s.name)))),
-    Promise.all(
-      hostsFor(dep, 'haproxy').map(async (s) => {
-        const running = (await h(s.name).daemonPid('haproxy')) !== undefined;
-        const csv = running ? await haproxySocket(h(s.name), root(s.name), 'show stat') : undefined;
-        return { host: s.name, running, servers: csv ? parseShowStat(csv) : [] };
-      }),
-    ),
-    Promise.all(
-      hostsFor(dep, 'keepalived').map(async (s) => ({
-        host: s.name,
-        running: (await h(s.name).daemonPid('keepalived')) !== undefined,
-        holdsVip: await holdsVip(h(s.name), dep),
-      })),
-    ),
-    Promise.all(
-      hostsFor(dep, 'memcached').map(async (s) => ({
-        host: s.name,
-        running: (await h(s.name).daemonPid('memcached')) !== undefined,
-        answering: await h(s.name).tcpConnect(s.address, MEMCACHED_PORT, 2000),
-      })),
-    ),
-    keystoneEnabled(dep) ? keystoneStatus({ dep, hosts }) : undefined,
-  ]);
-  const galeraWriter: Record<string, string | undefined> = {};
-  for (const hp of haproxy) galeraWriter[hp.host] = activeServer(hp.servers, 'mariadb');
+export const galeraNodesOf = (s: ClusterStatus) => statusOf<GaleraStatusData>(s, 'mariadb')?.nodes ?? [];
+export const rabbitNodesOf = (s: ClusterStatus) => statusOf<RabbitClusterStatus[]>(s, 'rabbitmq') ?? [];
+export const haproxyOf = (s: ClusterStatus) => statusOf<HaproxyStatusData[]>(s, 'haproxy') ?? [];
+
+/** Every deployed service's status through an open connection (a status probe never throws: it reports). */
+export async function statusWith(ctx: HostsContext): Promise<ClusterStatus> {
+  const services = await Promise.all(
+    deployedServices(ctx.dep).flatMap((s) => (s.status ? [s.status(ctx)] : [])),
+  );
+  const keepalived = services.find((x) => x.service === 'keepalived')?.data as
+    | KeepalivedStatusData[]
+    | undefined;
+  const galera = services.find((x) => x.service === 'mariadb')?.data as GaleraStatusData | undefined;
   return {
-    vip: dep.globals.internalVip,
-    vipHolders: keepalived.filter((k) => k.holdsVip).map((k) => k.host),
-    galera,
-    galeraWriter,
-    rabbitmq,
-    haproxy,
-    keepalived,
-    memcached,
-    ...(keystone ? { keystone } : {}),
+    vip: ctx.dep.globals.internalVip,
+    vipHolders: (keepalived ?? []).filter((k) => k.holdsVip).map((k) => k.host),
+    galeraWriter: galera?.writer ?? {},
+    services,
   };
 }
 
+export async function clusterStatus(dep: Deployment, connection?: Connection): Promise<ClusterStatus> {
+  const { hosts, roots } = connection ?? connect(dep);
+  return statusWith({ dep, hosts, roots, log: () => {} });
+}
+
 /** Problems an operator must act on; empty when the cluster is whole. */
-export function clusterProblems(dep: Deployment, s: ClusterStatus): string[] {
-  const p: string[] = [];
-  const nDb = hostsFor(dep, 'mariadb').length;
-  for (const g of s.galera) {
-    if (!g.running) p.push(`galera: ${g.host} is not running`);
-    else if (g.state !== 'Synced' || g.clusterStatus !== 'Primary') {
-      p.push(`galera: ${g.host} is ${g.state ?? 'unknown'}/${g.clusterStatus ?? 'unknown'}`);
-    } else if (g.clusterSize !== nDb)
-      p.push(`galera: ${g.host} sees a cluster of ${g.clusterSize}, expected ${nDb}`);
-  }
-  const expected = hostsFor(dep, 'rabbitmq').map((x) => `rabbit@${x.name}`);
-  for (const r of s.rabbitmq) {
-    if (!r.running) p.push(`rabbitmq: ${r.host} is not running`);
-    else {
-      const missing = expected.filter((n) => !r.runningNodes.includes(n));
-      if (missing.length) p.push(`rabbitmq: ${r.host} does not see ${missing.join(', ')} running`);
-      for (const part of r.partitions) p.push(`rabbitmq: partition: ${part}`);
-      for (const a of r.alarms) p.push(`rabbitmq: alarm ${a}`);
-    }
-  }
-  for (const hp of s.haproxy) {
-    if (!hp.running) p.push(`haproxy: ${hp.host} is not running`);
-    for (const sv of hp.servers)
-      if (sv.status !== 'UP') p.push(`haproxy on ${hp.host}: ${sv.backend}/${sv.server} ${sv.status}`);
-  }
-  const writers = new Set(Object.values(s.galeraWriter).filter((w) => w !== undefined));
-  if (writers.size > 1)
-    p.push(`haproxy: load balancers disagree on the Galera writer (${[...writers].join(', ')})`);
-  if (dep.globals.enabled.keepalived) {
-    if (s.vipHolders.length === 0) p.push(`keepalived: no host holds the VIP ${s.vip}`);
-    if (s.vipHolders.length > 1)
-      p.push(`keepalived: several hosts hold the VIP ${s.vip}: ${s.vipHolders.join(', ')}`);
-    for (const k of s.keepalived) if (!k.running) p.push(`keepalived: ${k.host} is not running`);
-  }
-  for (const m of s.memcached) if (!m.answering) p.push(`memcached: ${m.host} is not answering`);
-  if (s.keystone) p.push(...keystoneProblems(s.keystone));
-  return p;
+export function clusterProblems(_dep: Deployment, s: ClusterStatus): string[] {
+  return s.services.flatMap((x) => x.problems);
 }
 
 export function formatStatus(dep: Deployment, s: ClusterStatus): string {
   const out: string[] = [];
   out.push(`VIP ${s.vip}: held by ${s.vipHolders.length ? s.vipHolders.join(', ') : 'nobody'}`);
-  out.push('', 'Galera');
-  for (const g of s.galera) {
-    out.push(
-      `  ${g.host.padEnd(8)} ${g.running ? 'running' : 'stopped'}  ${(g.state ?? '-').padEnd(9)} ${(g.clusterStatus ?? '-').padEnd(11)} size ${g.clusterSize ?? '-'}  health ${g.healthy ? '200' : 'down'}  seqno ${g.lastCommitted ?? '-'}`,
-    );
-  }
-  const writers = Object.entries(s.galeraWriter).map(([lb, w]) => `${lb}->${w ?? 'none'}`);
-  out.push(`  writes go to (per load balancer): ${writers.join(' ')}`);
-  out.push('', 'RabbitMQ');
-  for (const r of s.rabbitmq) {
-    out.push(
-      `  ${r.host.padEnd(8)} ${r.running ? 'running' : 'stopped'}  members ${r.runningNodes.join(',') || '-'}  partitions ${r.partitions.length ? r.partitions.join('; ') : 'none'}  alarms ${r.alarms.length ? r.alarms.join('; ') : 'none'}`,
-    );
-  }
-  out.push('', 'HAProxy');
-  for (const hp of s.haproxy) {
-    const servers = hp.servers
-      .map((sv) => `${sv.backend}/${sv.server}${sv.backup ? '(b)' : ''}=${sv.status}`)
-      .join(' ');
-    out.push(`  ${hp.host.padEnd(8)} ${hp.running ? 'running' : 'stopped'}  ${servers}`);
-  }
-  out.push('', 'Keepalived');
-  for (const k of s.keepalived) {
-    out.push(
-      `  ${k.host.padEnd(8)} ${k.running ? 'running' : 'stopped'}${k.holdsVip ? '  MASTER (holds the VIP)' : ''}`,
-    );
-  }
-  out.push('', 'Memcached');
-  for (const m of s.memcached)
-    out.push(`  ${m.host.padEnd(8)} ${m.answering ? 'answering' : 'not answering'}`);
-  if (s.keystone) out.push('', ...formatKeystoneStatus(s.keystone));
+  for (const x of s.services) out.push('', ...x.lines);
   const problems = clusterProblems(dep, s);
   out.push(
     '',

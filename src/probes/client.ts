@@ -1,7 +1,7 @@
 import type { Host } from '../hosts/host.js';
 import type { Deployment } from '../model.js';
-import { MARIADB_PORT } from '../services/galera.js';
-import { MEMCACHED_PORT } from '../services/memcached.js';
+import { MARIADB_PORT } from '../services/mariadb/galera.js';
+import { MEMCACHED_PORT } from '../services/memcached/memcached.js';
 import { hostsFor } from '../topology.js';
 import { builtScript } from '../util/paths.js';
 

@@ -1,5 +1,6 @@
 import type { Host } from '../hosts/host.js';
 import type { HostSpec } from '../model.js';
+import type { DaemonDeclaration } from './contract.js';
 import { daemonsFile, ensureDirs, readApplied, recordApplied, syncFiles, wantedState } from './files.js';
 import type { DeployContext, HostOutcome, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
 import { hostOf, target } from './types.js';
@@ -111,4 +112,23 @@ async function daemonReport(host: Host, unit: ServiceUnit): Promise<string> {
     );
   }
   return parts.join('');
+}
+
+/**
+ * Restarts a unit's daemons on one host in their declared order, each stopped the way its declaration says (signal,
+ * bound), then started again: the building block of every rolling restart.
+ */
+export async function restartUnit(
+  host: Host,
+  unit: Pick<ServiceUnit, 'daemons'>,
+  declared: readonly DaemonDeclaration[],
+): Promise<void> {
+  for (const d of unit.daemons) {
+    const decl = declared.find((x) => x.name === d.name);
+    await host.stopDaemon(d.name, {
+      timeoutMs: decl?.stopTimeoutMs ?? 20_000,
+      ...(decl?.stopSignal ? { signal: decl.stopSignal } : {}),
+    });
+    await host.startDaemon(d);
+  }
 }

@@ -50,3 +50,15 @@ export function hostOf(ctx: DeployContext, name: string): Host {
   if (!h) throw new Error(`no connection to host ${name}`);
   return h;
 }
+
+/** A host of a connection by name (status probes, restarts and scale steps use this). */
+export function hostIn(ctx: { readonly hosts: ReadonlyMap<string, Host> }, name: string): Host {
+  const h = ctx.hosts.get(name);
+  if (!h) throw new Error(`no connection to host ${name}`);
+  return h;
+}
+
+/** The render target of a host of a connection. */
+export function targetIn(ctx: { readonly roots: ReadonlyMap<string, string> }, host: HostSpec): RenderTarget {
+  return { host, root: ctx.roots.get(host.name) ?? '' };
+}

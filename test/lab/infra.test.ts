@@ -2,11 +2,11 @@
 // memcached in network namespaces. Invariants are asserted; timings are printed and saved to reports/.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown, labStatus } from '../../src/lab/lab.js';
-import { clusterProblems, clusterStatus } from '../../src/ops/status.js';
+import { clusterProblems, clusterStatus, galeraNodesOf, rabbitNodesOf } from '../../src/ops/status.js';
 import { clientAmqp, clientSql, memcachedRoundTrip } from '../../src/probes/client.js';
-import { localSql } from '../../src/services/galera.js';
-import { holdsVip } from '../../src/services/keepalived.js';
-import { rabbitmqctl } from '../../src/services/rabbitmq.js';
+import { holdsVip } from '../../src/services/keepalived/keepalived.js';
+import { localSql } from '../../src/services/mariadb/galera.js';
+import { rabbitmqctl } from '../../src/services/rabbitmq/rabbitmq.js';
 import { waitFor } from '../../src/util/wait.js';
 import { type TestLab, createTestLab, leftovers, saveReport } from './harness.js';
 
@@ -40,8 +40,8 @@ describe('infrastructure tier on a 3-host lab', () => {
 
   it('forms a Galera cluster of 3 Synced, Primary nodes behind one writer', async () => {
     const s = await status();
-    expect(s.galera).toHaveLength(3);
-    for (const g of s.galera) {
+    expect(galeraNodesOf(s)).toHaveLength(3);
+    for (const g of galeraNodesOf(s)) {
       expect(g, g.host).toMatchObject({
         running: true,
         state: 'Synced',
@@ -72,7 +72,7 @@ describe('infrastructure tier on a 3-host lab', () => {
 
   it('forms a RabbitMQ cluster of 3 running nodes with no partition or alarm', async () => {
     const s = await status();
-    for (const r of s.rabbitmq) {
+    for (const r of rabbitNodesOf(s)) {
       expect(r.runningNodes, r.host).toEqual(['rabbit@ctl1', 'rabbit@ctl2', 'rabbit@ctl3']);
       expect(r.partitions, r.host).toEqual([]);
       expect(r.alarms, r.host).toEqual([]);
@@ -119,7 +119,7 @@ describe('infrastructure tier on a 3-host lab', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^rabbitmq: .*started ${leaderHost}`, 'm'));
     const after = await status();
-    for (const n of after.rabbitmq) expect(n.runningNodes, n.host).toHaveLength(3);
+    for (const n of rabbitNodesOf(after)) expect(n.runningNodes, n.host).toHaveLength(3);
   }, 300_000);
 
   it('serves memcached on every host and never on the VIP', async () => {

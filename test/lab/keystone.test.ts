@@ -9,10 +9,10 @@ import { DEFAULT_RUN, type ScenarioResult, chaosContext, runScenario } from '../
 import { scenarioByName } from '../../src/chaos/scenarios.js';
 import { labConfigDir, labDown } from '../../src/lab/lab.js';
 import { compareValidate, issueAdminToken, keystoneStatus, validateToken } from '../../src/ops/keystone.js';
-import { clusterProblems, clusterStatus } from '../../src/ops/status.js';
+import { clusterProblems, clusterStatus, haproxyOf, statusOf } from '../../src/ops/status.js';
 import type { BenchResult } from '../../src/probes/keystone-load.js';
-import { haproxySocket, parseShowStat } from '../../src/services/haproxy.js';
-import { holdsVip } from '../../src/services/keepalived.js';
+import { haproxySocket, parseShowStat } from '../../src/services/haproxy/haproxy.js';
+import { holdsVip } from '../../src/services/keepalived/keepalived.js';
 import {
   CREDENTIAL_KEYS_DIR,
   FERNET_KEYS_DIR,
@@ -20,7 +20,8 @@ import {
   keySetFingerprint,
   readKeySet,
   writeKeySet,
-} from '../../src/services/keystone.js';
+} from '../../src/services/keystone/keystone.js';
+import type { KeystoneStatus } from '../../src/services/keystone/status.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import { type TestLab, createTestLab, leftovers, saveReport } from './harness.js';
 
@@ -85,12 +86,12 @@ describe('Keystone on a 3-host lab', () => {
   it('runs on every host, each answering its health check, UP in every HAProxy, with identical keys', async () => {
     await whole();
     const s = await clusterStatus(lab.dep);
-    expect(s.keystone?.hosts.map((h) => [h.host, h.running, h.healthy])).toEqual(
+    expect(statusOf<KeystoneStatus>(s, 'keystone')?.hosts.map((h) => [h.host, h.running, h.healthy])).toEqual(
       hostNames().map((n) => [n, true, true]),
     );
-    expect(s.keystone?.fernetInSync).toBe(true);
-    expect(s.keystone?.credentialInSync).toBe(true);
-    for (const hp of s.haproxy) {
+    expect(statusOf<KeystoneStatus>(s, 'keystone')?.fernetInSync).toBe(true);
+    expect(statusOf<KeystoneStatus>(s, 'keystone')?.credentialInSync).toBe(true);
+    for (const hp of haproxyOf(s)) {
       const ks = hp.servers.filter((x) => x.backend === KEYSTONE_LB_NAME);
       expect(
         ks.map((x) => [x.server, x.status]),

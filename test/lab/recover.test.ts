@@ -4,9 +4,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labDown } from '../../src/lab/lab.js';
 import type { RecoverGaleraResult } from '../../src/ops/recover.js';
-import { clusterStatus } from '../../src/ops/status.js';
+import { clusterStatus, galeraNodesOf } from '../../src/ops/status.js';
 import { clientSql } from '../../src/probes/client.js';
-import { ERROR_LOG, classifyStateTransfer, localSql, readGrastate } from '../../src/services/galera.js';
+import {
+  ERROR_LOG,
+  classifyStateTransfer,
+  localSql,
+  readGrastate,
+} from '../../src/services/mariadb/galera.js';
 import { hostsFor } from '../../src/topology.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import { type TestLab, createTestLab, saveReport } from './harness.js';
@@ -201,7 +206,7 @@ describe('Galera recovery on a 3-host lab', () => {
 
     // One cluster of 3, the same history as before, every acknowledged row on every node.
     const s = await clusterStatus(lab.dep);
-    for (const g of s.galera) {
+    for (const g of galeraNodesOf(s)) {
       expect(g, g.host).toMatchObject({
         running: true,
         state: 'Synced',

@@ -15,8 +15,17 @@ import {
 } from '../../src/chaos/run.js';
 import { type ScaleOperation, lastScaleOperation, scenarioByName } from '../../src/chaos/scenarios.js';
 import { labDown, labHost, labRemoveHost, readLabState } from '../../src/lab/lab.js';
-import { clusterProblems, clusterStatus } from '../../src/ops/status.js';
-import { quorumQueues } from '../../src/services/rabbitmq.js';
+import {
+  clusterProblems,
+  clusterStatus,
+  galeraNodesOf,
+  haproxyOf,
+  rabbitNodesOf,
+  statusOf,
+} from '../../src/ops/status.js';
+import type { KeepalivedStatusData } from '../../src/services/keepalived/keepalived.js';
+import type { MemcachedStatusData } from '../../src/services/memcached/memcached.js';
+import { quorumQueues } from '../../src/services/rabbitmq/rabbitmq.js';
 import { type TestLab, createTestLab, saveReport } from './harness.js';
 
 const LAB = 'tscale';
@@ -107,9 +116,9 @@ describe('scale and rolling operations under load', () => {
     expect(names(ctx.dep.hosts)).toEqual(['ctl1', 'ctl2', 'ctl3', 'ctl4']);
     const s = await clusterStatus(ctx.dep);
     expect(clusterProblems(ctx.dep, s)).toEqual([]);
-    for (const g of s.galera) expect(g.clusterSize, g.host).toBe(4);
-    for (const n of s.rabbitmq) expect(n.runningNodes, n.host).toContain('rabbit@ctl4');
-    for (const hp of s.haproxy) {
+    for (const g of galeraNodesOf(s)) expect(g.clusterSize, g.host).toBe(4);
+    for (const n of rabbitNodesOf(s)) expect(n.runningNodes, n.host).toContain('rabbit@ctl4');
+    for (const hp of haproxyOf(s)) {
       const mine = hp.servers.filter((x) => x.server === 'ctl4');
       // mariadb (a backup), probe_api and keystone_internal, each UP on every load balancer.
       expect(mine.map((x) => x.backend).sort(), hp.host).toEqual([
@@ -119,8 +128,8 @@ describe('scale and rolling operations under load', () => {
       ]);
       for (const x of mine) expect(x.status, `${hp.host} ${x.backend}`).toBe('UP');
     }
-    expect(s.keepalived.map((k) => k.host)).toContain('ctl4');
-    expect(s.memcached.map((m) => m.host)).toContain('ctl4');
+    expect((statusOf<KeepalivedStatusData[]>(s, 'keepalived') ?? []).map((k) => k.host)).toContain('ctl4');
+    expect((statusOf<MemcachedStatusData[]>(s, 'memcached') ?? []).map((m) => m.host)).toContain('ctl4');
     // The new node is a member of every quorum queue, the chaos queue included.
     const h1 = hostNamed('ctl1');
     const qs = await quorumQueues(h1, { host: ctx.dep.hosts[0]!, root: h1.root });
@@ -142,10 +151,10 @@ describe('scale and rolling operations under load', () => {
     for (const d of DAEMONS) expect(await hostNamed('ctl4').daemonPid(d), d).toBeUndefined();
     const s = await clusterStatus(ctx.dep);
     expect(clusterProblems(ctx.dep, s)).toEqual([]);
-    for (const g of s.galera) expect(g.clusterSize, g.host).toBe(3);
-    for (const n of s.rabbitmq)
+    for (const g of galeraNodesOf(s)) expect(g.clusterSize, g.host).toBe(3);
+    for (const n of rabbitNodesOf(s))
       expect(n.runningNodes, n.host).toEqual(['rabbit@ctl1', 'rabbit@ctl2', 'rabbit@ctl3']);
-    for (const hp of s.haproxy)
+    for (const hp of haproxyOf(s))
       expect(
         hp.servers.some((x) => x.server === 'ctl4'),
         hp.host,

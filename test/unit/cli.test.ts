@@ -115,7 +115,7 @@ describe('stackha CLI: paths, warnings and --allow-single (issue 9)', () => {
       'warning: globals.yml:2 enable_haproxyy: unknown key, ignored: did you mean enable_haproxy? enable_haproxy is not set, so its default (true) applies',
       'warning: multinode:1 control: not highly available (allowed by allow-single): mariadb runs on 1 host (ctl1), at least 3 are needed: a single Galera node has no quorum to lose: nothing survives its failure',
       'warning: multinode:1 control: not highly available (allowed by allow-single): rabbitmq runs on 1 host (ctl1), at least 3 are needed: a single RabbitMQ node has no quorum to lose: nothing survives its failure',
-      'warning: multinode:1 control: not highly available (allowed by allow-single): the load balancer (haproxy, keepalived) runs on 1 host (ctl1), at least 2 are needed: with one load balancer the VIP has nowhere to move when it fails',
+      'warning: multinode:1 control: not highly available (allowed by allow-single): keepalived runs on 1 host (ctl1), at least 2 are needed: with one load balancer the VIP has nowhere to move when it fails',
     ]);
     expect(allowed.stdout + allowed.stderr).not.toContain('TOPSECRET');
   });

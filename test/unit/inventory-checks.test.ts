@@ -4,10 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { InventoryError, formatIssue, formatWarning, printable } from '../../src/inventory/errors.js';
 import { renderLabInventory } from '../../src/inventory/lab-inventory.js';
 import { type ConfigTexts, type LoadOptions, buildWithWarnings } from '../../src/inventory/load.js';
-import { PASSWORD_KEYS } from '../../src/model.js';
-import { renderKeystoneConf, renderKeystoneUwsgi } from '../../src/services/keystone.js';
-import { renderMemcached } from '../../src/services/memcached.js';
-import { probeApiEnabled } from '../../src/services/probe-api.js';
+import { PASSWORD_KEYS } from '../../src/inventory/load.js';
+import { renderKeystoneConf, renderKeystoneUwsgi } from '../../src/services/keystone/keystone.js';
+import { renderMemcached } from '../../src/services/memcached/memcached.js';
+import { probeApiEnabled } from '../../src/services/probe-api/probe-api.js';
 import { hostsFor } from '../../src/topology.js';
 
 const M3 =
@@ -54,7 +54,7 @@ describe('what cannot be highly available is refused, saying why', () => {
     expect(refused(files({ multinode: '[control]\nctl1 ansible_host=10.0.0.11\n' })).errors).toEqual([
       `multinode:1 control: mariadb runs on 1 host (ctl1), at least 3 are needed: a single Galera node has no quorum to lose: nothing survives its failure; ${ALLOW}`,
       `multinode:1 control: rabbitmq runs on 1 host (ctl1), at least 3 are needed: a single RabbitMQ node has no quorum to lose: nothing survives its failure; ${ALLOW}`,
-      `multinode:1 control: the load balancer (haproxy, keepalived) runs on 1 host (ctl1), at least 2 are needed: with one load balancer the VIP has nowhere to move when it fails; ${ALLOW}`,
+      `multinode:1 control: keepalived runs on 1 host (ctl1), at least 2 are needed: with one load balancer the VIP has nowhere to move when it fails; ${ALLOW}`,
     ]);
   });
 
@@ -73,7 +73,7 @@ describe('what cannot be highly available is refused, saying why', () => {
     expect(warningsOf(input, opts)).toEqual([
       'multinode:1 control: not highly available (allowed by allow-single): mariadb runs on 1 host (ctl1), at least 3 are needed: a single Galera node has no quorum to lose: nothing survives its failure',
       'multinode:1 control: not highly available (allowed by allow-single): rabbitmq runs on 1 host (ctl1), at least 3 are needed: a single RabbitMQ node has no quorum to lose: nothing survives its failure',
-      'multinode:1 control: not highly available (allowed by allow-single): the load balancer (haproxy, keepalived) runs on 1 host (ctl1), at least 2 are needed: with one load balancer the VIP has nowhere to move when it fails',
+      'multinode:1 control: not highly available (allowed by allow-single): keepalived runs on 1 host (ctl1), at least 2 are needed: with one load balancer the VIP has nowhere to move when it fails',
     ]);
   });
 
@@ -119,11 +119,11 @@ describe('what cannot be highly available is refused, saying why', () => {
 
   it('says when a controller is dropped for being ansible_connection=local, and what that leaves', () => {
     const left = (n: number) =>
-      ['mariadb', 'rabbitmq', 'haproxy', 'keepalived', 'memcached', 'keystone'].map(
+      ['memcached', 'mariadb', 'rabbitmq', 'haproxy', 'keepalived', 'keystone'].map(
         (s) => `${s} on ${n} hosts`,
       );
     expect(warningsOf(files({ multinode: `${M3}localhost ansible_connection=local\n` }))).toEqual([
-      `multinode:5 localhost: ansible_connection=local: the machine stackha runs on is not a deployment target, so it is left out of mariadb, rabbitmq, haproxy, keepalived, memcached, keystone; that leaves ${left(3).join(', ')}`,
+      `multinode:5 localhost: ansible_connection=local: the machine stackha runs on is not a deployment target, so it is left out of memcached, mariadb, rabbitmq, haproxy, keepalived, keystone; that leaves ${left(3).join(', ')}`,
     ]);
     const two =
       '[control]\nctl1 ansible_host=10.0.0.11\nlocalhost ansible_connection=local\nctl2 ansible_host=10.0.0.12\n';
@@ -132,7 +132,7 @@ describe('what cannot be highly available is refused, saying why', () => {
       `multinode:1 control: mariadb runs on 2 hosts (ctl1, ctl2), at least 3 are needed (localhost is ansible_connection=local, so not counted): a Galera cluster of 2 has no quorum to lose: when either node fails, the other is 1 of 2, not a majority, and stops taking writes; ${ALLOW}`,
     );
     expect(warnings).toEqual([
-      `multinode:3 localhost: ansible_connection=local: the machine stackha runs on is not a deployment target, so it is left out of mariadb, rabbitmq, haproxy, keepalived, memcached, keystone; that leaves ${left(2).join(', ')}`,
+      `multinode:3 localhost: ansible_connection=local: the machine stackha runs on is not a deployment target, so it is left out of memcached, mariadb, rabbitmq, haproxy, keepalived, keystone; that leaves ${left(2).join(', ')}`,
     ]);
   });
 
@@ -254,7 +254,7 @@ describe('what the user meant', () => {
   it('points a missing password to the line of its misspelling', () => {
     const passwords = PASSWORDS.replace('database_password:', 'database_pasword:');
     expect(refused(files({ passwords })).errors).toEqual([
-      'passwords.yml:1 database_password: missing; line 1 has "database_pasword": a misspelling of database_password? (rename it, or run stackha genpwd)',
+      'passwords.yml:2 database_password: missing; line 2 has "database_pasword": a misspelling of database_password? (rename it, or run stackha genpwd)',
     ]);
   });
 
@@ -383,8 +383,8 @@ describe('what the user meant', () => {
       'mariadb_backup_database_password:\n  rabbitmq_password:',
     );
     expect(refused(files({ passwords })).errors).toEqual([
-      'passwords.yml:2 mariadb_backup_database_password: must be a string, not a map of the keys indented under it',
-      "passwords.yml:3 rabbitmq_password: indented under mariadb_backup_database_password (line 2), so it is part of mariadb_backup_database_password's value, not a key of its own: remove the indentation",
+      'passwords.yml:3 mariadb_backup_database_password: must be a string, not a map of the keys indented under it',
+      "passwords.yml:4 rabbitmq_password: indented under mariadb_backup_database_password (line 3), so it is part of mariadb_backup_database_password's value, not a key of its own: remove the indentation",
     ]);
   });
 });

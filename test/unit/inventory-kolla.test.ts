@@ -9,8 +9,8 @@ import { InventoryError, formatIssue } from '../../src/inventory/errors.js';
 import { generatePasswords } from '../../src/inventory/genpwd.js';
 import { parseIniInventory } from '../../src/inventory/ini.js';
 import { buildWithWarnings, loadWithWarnings } from '../../src/inventory/load.js';
-import { PASSWORD_KEYS } from '../../src/model.js';
-import { renderKeepalivedConf } from '../../src/services/keepalived.js';
+import { PASSWORD_KEYS } from '../../src/inventory/load.js';
+import { renderKeepalivedConf } from '../../src/services/keepalived/keepalived.js';
 import { hostsFor } from '../../src/topology.js';
 
 const SHAPE = join(import.meta.dirname, '../fixtures/inventory/kolla-shape');

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigPathError, type InputIssue, InventoryError, formatIssue } from '../../src/inventory/errors.js';
 import { type ConfigTexts, buildDeployment, isIPv4, loadDeployment } from '../../src/inventory/load.js';
-import { PASSWORD_KEYS } from '../../src/model.js';
-import { defaultSettings } from '../../src/settings.js';
+import { PASSWORD_KEYS } from '../../src/inventory/load.js';
+import { defaultSettings } from '../../src/services/registry.js';
 import { hostsFor } from '../../src/topology.js';
 
 const KOLLA = join(import.meta.dirname, '../fixtures/inventory/kolla');
@@ -109,6 +109,7 @@ describe('buildDeployment: globals.yml', () => {
         haproxy: true,
         keepalived: true,
         keystone: true,
+        'probe-api': true,
       },
       rabbitmqQuorumQueues: true,
       rabbitmqMirroredQueues: false,
@@ -123,7 +124,6 @@ describe('buildDeployment: globals.yml', () => {
       keystone_uwsgi_threads: 2,
       memcached_max_memory: 64,
       memcached_connection_limit: 5000,
-      enable_stackha_probe_api: true,
     });
     expect(dep.tuning.profile).toBe('stackha');
     expect(dep.tuning.haproxy.database.interMs).toBe(200);
@@ -156,6 +156,7 @@ describe('buildDeployment: globals.yml', () => {
       haproxy: true,
       keepalived: false,
       keystone: true,
+      'probe-api': true,
     });
     expect(dep.globals.keepalivedUnicastPeers).toBe(true);
     expect(dep.globals.rabbitmqQuorumQueues).toBe(false);
@@ -391,11 +392,11 @@ describe('buildDeployment: every problem of every file in one error', () => {
       "multinode:2 ctl1: ansible_host: missing (needs the host's internal IPv4 address)",
       'multinode:3 ctl2: variable 2 on this line has no "=" (expected key=value; quote values with spaces)',
       'multinode:4: malformed section header [oops (expected [group], [group:children] or [group:vars])',
+      'passwords.yml memcache_secret_key: missing (run stackha genpwd)',
       'passwords.yml mariadb_backup_database_password: missing (run stackha genpwd)',
       'passwords.yml rabbitmq_cluster_cookie: missing (run stackha genpwd)',
-      'passwords.yml keepalived_password: missing (run stackha genpwd)',
       'passwords.yml haproxy_password: missing (run stackha genpwd)',
-      'passwords.yml memcache_secret_key: missing (run stackha genpwd)',
+      'passwords.yml keepalived_password: missing (run stackha genpwd)',
       'passwords.yml keystone_admin_password: missing (run stackha genpwd)',
       'passwords.yml keystone_database_password: missing (run stackha genpwd)',
       'passwords.yml:2 rabbitmq_password: missing (run stackha genpwd)',
@@ -541,7 +542,7 @@ describe('password characters', () => {
     const { InventoryError } = await import('../../src/inventory/errors.js');
     const multinode = '[control]\nctl1 ansible_host=198.18.0.11\n';
     const globals = 'kolla_internal_vip_address: 198.18.0.10\n';
-    const { PASSWORD_KEYS: keys } = await import('../../src/model.js');
+    const { PASSWORD_KEYS: keys } = await import('../../src/inventory/load.js');
     const passwords = keys
       .map((k) => `${k}: ${k === 'haproxy_password' ? '"sec ret#word"' : 'fine123'}`)
       .join('\n');

@@ -18,7 +18,7 @@ import {
   renderKeystone,
   syncKeystoneKeys,
   writeKeySet,
-} from '../../src/services/keystone.js';
+} from '../../src/services/keystone/keystone.js';
 import { type FakeHost, fakeCluster } from './keystone-fake.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/render');

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DaemonSpec, Host, WriteOptions } from '../../src/hosts/host.js';
 import type { Deployment } from '../../src/model.js';
-import { FERNET_MAX_ACTIVE_KEYS, KEYSTONE_MANAGE } from '../../src/services/keystone.js';
+import { FERNET_MAX_ACTIVE_KEYS, KEYSTONE_MANAGE } from '../../src/services/keystone/keystone.js';
 import type { DeployContext } from '../../src/services/types.js';
 import type { ExecOptions, ExecResult } from '../../src/util/exec.js';
 

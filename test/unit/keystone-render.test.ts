@@ -21,7 +21,7 @@ import {
   transportUrl,
 } from '../../src/services/api/framework.js';
 import { daemonsFile } from '../../src/services/files.js';
-import { infraLoadBalancedServices, renderHaproxyCfg, renderListen } from '../../src/services/haproxy.js';
+import { renderHaproxyCfg, renderListen } from '../../src/services/haproxy/haproxy.js';
 import {
   KEYSTONE_DB,
   bootstrapArgs,
@@ -31,7 +31,8 @@ import {
   renderKeystone,
   renderKeystoneConf,
   renderKeystoneUwsgi,
-} from '../../src/services/keystone.js';
+} from '../../src/services/keystone/keystone.js';
+import { galeraLoadBalanced } from '../../src/services/mariadb/galera.js';
 import type { RenderTarget, ServiceUnit } from '../../src/services/types.js';
 import { hostByName, hostsFor } from '../../src/topology.js';
 import { expectGolden } from './golden.js';
@@ -119,7 +120,7 @@ describe('golden files: keystone', () => {
     expectGolden('keystone/listen.keystone_internal.kolla', renderListen(kolla, lbKolla));
     expectGolden(
       'keystone/haproxy.cfg.stackha.lab-ctl1',
-      renderHaproxyCfg(stackha, at(stackha, 'ctl1'), [...infraLoadBalancedServices(stackha), lb]),
+      renderHaproxyCfg(stackha, at(stackha, 'ctl1'), [...galeraLoadBalanced(stackha), lb]),
     );
   });
 

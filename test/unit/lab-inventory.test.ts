@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseIniInventory } from '../../src/inventory/ini.js';
 import { renderLabInventory } from '../../src/inventory/lab-inventory.js';
 import { buildDeployment } from '../../src/inventory/load.js';
-import { INFRA_SERVICES, PASSWORD_KEYS } from '../../src/model.js';
+import { PASSWORD_KEYS } from '../../src/inventory/load.js';
+import { SERVICES } from '../../src/services/registry.js';
 import { hostsFor } from '../../src/topology.js';
 
 const PASSWORDS = PASSWORD_KEYS.map((k) => `${k}: lab-${k}\n`).join('');
@@ -41,7 +42,8 @@ describe('renderLabInventory', () => {
     }
     for (const group of ['compute', 'monitoring', 'storage', 'deployment'])
       expect(dep.groups[group], group).toEqual([]);
-    for (const service of INFRA_SERVICES) expect(hostsFor(dep, service).map((h) => h.name)).toEqual(names);
+    for (const service of SERVICES.filter((s) => s.tier !== 'api' && !s.labOnly).map((s) => s.name))
+      expect(hostsFor(dep, service).map((h) => h.name)).toEqual(names);
 
     expect(dep.globals).toMatchObject({
       internalVip: '198.18.0.10',

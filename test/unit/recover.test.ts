@@ -12,7 +12,7 @@ import {
   parseRecoveredPosition,
   withSafeToBootstrap,
   withUnknownSeqno,
-} from '../../src/services/galera.js';
+} from '../../src/services/mariadb/galera.js';
 
 const U = '38d9ab9d-e5ab-11f1-b5a9-ab35a7b6b30b';
 const V = '624d56fd-e5ab-11f1-8aee-53b9e43f55e4';

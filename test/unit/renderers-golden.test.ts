@@ -7,22 +7,27 @@ import { describe, expect, it } from 'vitest';
 import { buildDeployment } from '../../src/inventory/load.js';
 import type { Deployment, HostSpec } from '../../src/model.js';
 import { daemonsFile } from '../../src/services/files.js';
-import { renderGalera, renderGaleraHealth, renderMyCnf } from '../../src/services/galera.js';
+import { renderHaproxy, renderHaproxyCfg, renderListen } from '../../src/services/haproxy/haproxy.js';
 import {
-  infraLoadBalancedServices,
-  renderHaproxy,
-  renderHaproxyCfg,
-  renderListen,
-} from '../../src/services/haproxy.js';
-import { renderCheckScript, renderKeepalived, renderKeepalivedConf } from '../../src/services/keepalived.js';
-import { memcachedServers, renderMemcached } from '../../src/services/memcached.js';
+  galeraLoadBalanced,
+  renderGalera,
+  renderGaleraHealth,
+  renderMyCnf,
+} from '../../src/services/mariadb/galera.js';
+
+import {
+  renderCheckScript,
+  renderKeepalived,
+  renderKeepalivedConf,
+} from '../../src/services/keepalived/keepalived.js';
+import { memcachedServers, renderMemcached } from '../../src/services/memcached/memcached.js';
 import {
   rabbitEnv,
   rabbitPasswordHash,
   renderDefinitions,
   renderRabbitmq,
   renderRabbitmqConf,
-} from '../../src/services/rabbitmq.js';
+} from '../../src/services/rabbitmq/rabbitmq.js';
 import type { RenderTarget, ServiceUnit } from '../../src/services/types.js';
 import { hostByName } from '../../src/topology.js';
 import { expectGolden } from './golden.js';
@@ -70,7 +75,7 @@ function unitsOf(dep: Deployment, t: RenderTarget): Record<string, ServiceUnit> 
     mariadb: renderGalera(dep, t),
     'galera-health': renderGaleraHealth(dep, t, AGENT),
     rabbitmq: renderRabbitmq(dep, t),
-    haproxy: renderHaproxy(dep, t, infraLoadBalancedServices(dep)),
+    haproxy: renderHaproxy(dep, t, galeraLoadBalanced(dep)),
     keepalived: renderKeepalived(dep, t),
   };
 }
@@ -160,11 +165,11 @@ describe('golden files', () => {
     it('haproxy.cfg, both profiles', () => {
       expectGolden(
         'haproxy/haproxy.cfg.stackha.lab-ctl1',
-        renderHaproxyCfg(stackha, at(stackha, 'ctl1'), infraLoadBalancedServices(stackha)),
+        renderHaproxyCfg(stackha, at(stackha, 'ctl1'), galeraLoadBalanced(stackha)),
       );
       expectGolden(
         'haproxy/haproxy.cfg.kolla.lab-ctl1',
-        renderHaproxyCfg(kolla, at(kolla, 'ctl1'), infraLoadBalancedServices(kolla)),
+        renderHaproxyCfg(kolla, at(kolla, 'ctl1'), galeraLoadBalanced(kolla)),
       );
     });
 
@@ -183,7 +188,7 @@ describe('golden files', () => {
     it('the unit', () => {
       expectGolden(
         'haproxy/unit.lab-ctl1.json',
-        manifest(renderHaproxy(stackha, at(stackha, 'ctl1'), infraLoadBalancedServices(stackha))),
+        manifest(renderHaproxy(stackha, at(stackha, 'ctl1'), galeraLoadBalanced(stackha))),
       );
     });
   });
@@ -302,7 +307,7 @@ describe('keepalived.conf', () => {
 
 describe('haproxy.cfg', () => {
   const cfgOf = (dep: Deployment, name = 'ctl1'): string =>
-    renderHaproxyCfg(dep, at(dep, name), infraLoadBalancedServices(dep));
+    renderHaproxyCfg(dep, at(dep, name), galeraLoadBalanced(dep));
 
   it('mariadb: binds VIP:3306 with exactly one active server and the rest backup', () => {
     for (const dep of [stackha, kolla]) {
@@ -348,7 +353,7 @@ describe('haproxy.cfg', () => {
   });
 
   it('the daemon runs master-worker in the foreground on the rendered file', () => {
-    const unit = renderHaproxy(stackha, at(stackha, 'ctl2'), infraLoadBalancedServices(stackha));
+    const unit = renderHaproxy(stackha, at(stackha, 'ctl2'), galeraLoadBalanced(stackha));
     expect(unit.daemons.map((d) => d.argv)).toEqual([
       ['/usr/sbin/haproxy', '-W', '-db', '-f', `${LAB_ROOT}/ctl2/etc/haproxy/haproxy.cfg`],
     ]);

@@ -10,21 +10,24 @@ import {
   renderLabInventory,
 } from '../../src/inventory/lab-inventory.js';
 import { buildDeployment } from '../../src/inventory/load.js';
+import { PASSWORD_KEYS } from '../../src/inventory/load.js';
 import { nextLabHost } from '../../src/lab/lab.js';
-import { type Deployment, PASSWORD_KEYS } from '../../src/model.js';
+import type { Deployment } from '../../src/model.js';
 import { expandServices, restartOrder } from '../../src/ops/rolling.js';
 import { additionCheck, removalCheck, scaleAddSteps, withoutHost } from '../../src/ops/scale.js';
+import type { Tier } from '../../src/services/contract.js';
 import { peersOnlyChange } from '../../src/services/files.js';
-import { galeraRestartOrder, galeraWantedState } from '../../src/services/galera.js';
-import { type BackendServerState, parseShowStat } from '../../src/services/haproxy.js';
-import { renderKeepalivedConf } from '../../src/services/keepalived.js';
+import { type BackendServerState, parseShowStat } from '../../src/services/haproxy/haproxy.js';
+import { renderKeepalivedConf } from '../../src/services/keepalived/keepalived.js';
+import { galeraRestartOrder, galeraWantedState } from '../../src/services/mariadb/galera.js';
+import { MEMCACHED } from '../../src/services/memcached/memcached.js';
 import {
   parseQuorumQueues,
   queuesWaitingFor,
   queuesWithout,
   rabbitNodeState,
   renderRabbitmq,
-} from '../../src/services/rabbitmq.js';
+} from '../../src/services/rabbitmq/rabbitmq.js';
 import { hostsFor } from '../../src/topology.js';
 import { spreadPriorities } from '../../src/tuning.js';
 import type { ExecOptions, ExecResult } from '../../src/util/exec.js';
@@ -70,7 +73,7 @@ describe('the safe-size rule', () => {
   it('refuses a single node too, with its own reason', () => {
     const r = removalCheck(labDep(2), 'ctl1');
     expect(r.refusals.join('\n')).toMatch(/a single Galera node has no quorum to lose/);
-    expect(r.refusals.join('\n')).toMatch(/haproxy: .*with one load balancer the VIP has nowhere to move/);
+    expect(r.refusals.join('\n')).toMatch(/keepalived: .*with one load balancer the VIP has nowhere to move/);
   });
 
   it('lets 4 go to 3 without a warning, and warns when 5 would become an even 4', () => {
@@ -111,24 +114,24 @@ describe('the safe-size rule', () => {
 });
 
 describe('scale add: API services come up before HAProxy lists them', () => {
-  it('moves every step after keepalived before haproxy and keeps the rest in order', () => {
-    const step = (title: string): Step => ({
+  it('moves every API step before the load balancer and the VIP, and keeps the rest in order', () => {
+    const step = (title: string, tier: Tier): Step => ({
       title,
-      enabled: () => true,
-      run: async () => ({ service: title, outcomes: {} }),
+      service: { ...MEMCACHED, name: title, tier },
+      run: async () => [{ service: title, outcomes: {} }],
     });
     const plan = [
-      'memcached',
-      'mariadb (Galera)',
-      'rabbitmq',
-      'haproxy',
-      'keepalived',
-      'keystone',
-      'glance',
-    ].map(step);
+      step('memcached', 'infra'),
+      step('mariadb', 'infra'),
+      step('rabbitmq', 'infra'),
+      step('haproxy', 'loadbalancer'),
+      step('keepalived', 'vip'),
+      step('keystone', 'api'),
+      step('glance', 'api'),
+    ];
     expect(scaleAddSteps(plan).map((s) => s.title)).toEqual([
       'memcached',
-      'mariadb (Galera)',
+      'mariadb',
       'rabbitmq',
       'keystone',
       'glance',
@@ -140,12 +143,13 @@ describe('scale add: API services come up before HAProxy lists them', () => {
 
 describe('scale add on the real deploy plan', () => {
   it('puts Keystone before HAProxy and keepalived, everything else in deploy order', () => {
-    const titles = scaleAddSteps(deploySteps()).map((s) => s.title);
-    expect(titles.indexOf('keystone')).toBeLessThan(titles.indexOf('haproxy'));
-    expect(titles.slice(-2)).toEqual(['haproxy', 'keepalived']);
-    expect([...titles].sort()).toEqual(
-      deploySteps()
-        .map((s) => s.title)
+    const dep = labDep(3);
+    const names = scaleAddSteps(deploySteps(dep)).map((s) => s.service.name);
+    expect(names.indexOf('keystone')).toBeLessThan(names.indexOf('haproxy'));
+    expect(names.slice(-2)).toEqual(['haproxy', 'keepalived']);
+    expect([...names].sort()).toEqual(
+      deploySteps(dep)
+        .map((s) => s.service.name)
         .sort(),
     );
   });
@@ -227,21 +231,21 @@ describe('restart order', () => {
     expect(names(restartOrder(hosts, 'ctl3', 'ctl3'))).toEqual(['ctl1', 'ctl2', 'ctl4', 'ctl3']);
   });
 
-  it('expands `all` in dependency order; mariadb brings its health endpoint; unknown names fail', () => {
+  it('expands `all` in plan order, from the declarations; unknown names fail', () => {
     const dep = labDep(3);
-    expect(expandServices(dep, ['all'])).toEqual([
+    const names = (xs: readonly { name: string }[]) => xs.map((x) => x.name);
+    expect(names(expandServices(dep, ['all']))).toEqual([
       'memcached',
       'mariadb',
-      'galera-health',
       'rabbitmq',
       'probe-api',
-      'keystone',
       'haproxy',
       'keepalived',
+      'keystone',
     ]);
-    expect(expandServices(dep, ['keystone', 'mariadb'])).toEqual(['mariadb', 'galera-health', 'keystone']);
+    expect(names(expandServices(dep, ['keystone', 'mariadb']))).toEqual(['mariadb', 'keystone']);
     expect(() => expandServices(dep, ['nova'])).toThrow(/cannot restart nova/);
-    expect(expandServices(labDep(3, 'enable_keystone: false\n'), ['all'])).not.toContain('keystone');
+    expect(names(expandServices(labDep(3, 'enable_keystone: false\n'), ['all']))).not.toContain('keystone');
   });
 });
 

@@ -7,9 +7,10 @@ import type { DaemonSpec, Host, WriteOptions } from '../../src/hosts/host.js';
 import { buildDeployment } from '../../src/inventory/load.js';
 import type { Deployment, HostSpec } from '../../src/model.js';
 import { daemonsFile, syncFiles } from '../../src/services/files.js';
-import { deployHaproxy, infraLoadBalancedServices } from '../../src/services/haproxy.js';
-import { deployKeepalived } from '../../src/services/keepalived.js';
-import { deployMemcached } from '../../src/services/memcached.js';
+import { deployHaproxy } from '../../src/services/haproxy/haproxy.js';
+import { deployKeepalived } from '../../src/services/keepalived/keepalived.js';
+import { galeraLoadBalanced } from '../../src/services/mariadb/galera.js';
+import { deployMemcached } from '../../src/services/memcached/memcached.js';
 import { type SimpleServiceOptions, deploySimpleService } from '../../src/services/simple.js';
 import type { DeployContext, RenderTarget, RenderedFile, ServiceUnit } from '../../src/services/types.js';
 import type { ExecOptions, ExecResult } from '../../src/util/exec.js';
@@ -543,7 +544,7 @@ describe('the simple services on fake hosts', () => {
   });
 
   it('haproxy: a changed service list is reloaded with SIGUSR2', async () => {
-    const services = infraLoadBalancedServices(dep);
+    const services = galeraLoadBalanced(dep);
     await deployHaproxy(context(), services);
     for (const h of hosts.values()) h.clearCalls();
     const more = [

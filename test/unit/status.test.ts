@@ -5,7 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { buildDeployment } from '../../src/inventory/load.js';
 import type { Deployment } from '../../src/model.js';
 import { type ClusterStatus, clusterProblems, formatStatus } from '../../src/ops/status.js';
-import { type BackendServerState, activeServer, parseShowStat } from '../../src/services/haproxy.js';
+import { type HaproxyStatusData, haproxyStatusOf } from '../../src/services/haproxy/haproxy.js';
+import { type BackendServerState, activeServer, parseShowStat } from '../../src/services/haproxy/haproxy.js';
+import { type KeepalivedStatusData, keepalivedStatusOf } from '../../src/services/keepalived/keepalived.js';
+import { type GaleraStatusData, galeraStatusOf } from '../../src/services/mariadb/galera.js';
+import { type MemcachedStatusData, memcachedStatusOf } from '../../src/services/memcached/memcached.js';
+import { type RabbitClusterStatus, rabbitStatusOf } from '../../src/services/rabbitmq/rabbitmq.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/render');
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
@@ -148,14 +153,22 @@ describe('activeServer', () => {
   });
 });
 
-/** The status of the fixture's cluster when everything is whole, with ctl1 writing and holding the VIP. */
-function whole(): ClusterStatus {
+/** What each service's probe found: the raw facts a ClusterStatus is assembled from. */
+interface Facts {
+  galera: GaleraStatusData['nodes'][number][];
+  galeraWriter: Record<string, string | undefined>;
+  rabbitmq: RabbitClusterStatus[];
+  haproxy: HaproxyStatusData[];
+  keepalived: KeepalivedStatusData[];
+  memcached: MemcachedStatusData[];
+}
+
+/** The facts of the fixture's cluster when everything is whole, with ctl1 writing and holding the VIP. */
+function wholeFacts(): Facts {
   const names = dep.hosts.map((h) => h.name);
   const rabbitNodes = names.map((n) => `rabbit@${n}`);
   const servers = parseShowStat(WHOLE);
   return {
-    vip: '198.18.0.10',
-    vipHolders: ['ctl1'],
     galera: names.map((host, i) => ({
       host,
       running: true,
@@ -181,10 +194,31 @@ function whole(): ClusterStatus {
   };
 }
 
-/** `whole()` with one part replaced. */
-function broken(patch: (s: ClusterStatus) => Partial<ClusterStatus>): ClusterStatus {
-  const s = whole();
-  return { ...s, ...patch(s) };
+/** A ClusterStatus as clusterStatus assembles it from the services' own status functions. */
+function statusFrom(d: Deployment, f: Facts): ClusterStatus {
+  const services = [
+    memcachedStatusOf(f.memcached),
+    galeraStatusOf(d, { nodes: f.galera, writer: f.galeraWriter }),
+    rabbitStatusOf(d, f.rabbitmq),
+    haproxyStatusOf(f.haproxy),
+    ...(d.globals.enabled.keepalived ? [keepalivedStatusOf(d, f.keepalived)] : []),
+  ];
+  return {
+    vip: d.globals.internalVip,
+    vipHolders: f.keepalived.filter((k) => k.holdsVip).map((k) => k.host),
+    galeraWriter: f.galeraWriter,
+    services,
+  };
+}
+
+function whole(): ClusterStatus {
+  return statusFrom(dep, wholeFacts());
+}
+
+/** `whole()` with part of its facts replaced. */
+function broken(patch: (f: Facts) => Partial<Facts>, d: Deployment = dep): ClusterStatus {
+  const f = wholeFacts();
+  return statusFrom(d, { ...f, ...patch(f) });
 }
 
 describe('clusterProblems', () => {
@@ -221,7 +255,6 @@ describe('clusterProblems', () => {
 
   it('two VIP holders are a problem naming both', () => {
     const s = broken((w) => ({
-      vipHolders: ['ctl1', 'ctl3'],
       keepalived: w.keepalived.map((k) => ({ ...k, holdsVip: k.host !== 'ctl2' })),
     }));
     const p = clusterProblems(dep, s);
@@ -233,7 +266,6 @@ describe('clusterProblems', () => {
 
   it('no VIP holder is a problem', () => {
     const s = broken((w) => ({
-      vipHolders: [],
       keepalived: w.keepalived.map((k) => ({ ...k, holdsVip: false })),
     }));
     const p = clusterProblems(dep, s);
@@ -246,7 +278,7 @@ describe('clusterProblems', () => {
     expect(
       clusterProblems(
         noKeepalived,
-        broken(() => ({ vipHolders: [], keepalived: [] })),
+        broken(() => ({ keepalived: [] }), noKeepalived),
       ),
     ).toEqual([]);
   });
@@ -334,7 +366,7 @@ describe('formatStatus', () => {
   it('a broken cluster: the problems, and no OK', () => {
     const text = formatStatus(
       dep,
-      broken(() => ({ vipHolders: [] })),
+      broken((w) => ({ keepalived: w.keepalived.map((k) => ({ ...k, holdsVip: false })) })),
     );
     expect(text).toContain('VIP 198.18.0.10: held by nobody');
     expect(text).toContain('PROBLEMS:\n  keepalived: no host holds the VIP 198.18.0.10');

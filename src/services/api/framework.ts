@@ -15,11 +15,11 @@ import { hostsFor } from '../../topology.js';
 import { CommandError } from '../../util/exec.js';
 import { WaitAborted, waitFor } from '../../util/wait.js';
 import { daemonsFile, ensureDirs, readApplied, recordApplied, syncFiles, wantedState } from '../files.js';
-import { MARIADB_PORT } from '../galera.js';
-import type { LoadBalancedService } from '../haproxy.js';
+import type { LoadBalancedService } from '../haproxy/haproxy.js';
 import { apiHealthy } from '../health.js';
-import { memcachedServers } from '../memcached.js';
-import { AMQP_PORT, RABBITMQ_USER } from '../rabbitmq.js';
+import { MARIADB_PORT } from '../mariadb/galera.js';
+import { memcachedServers } from '../memcached/memcached.js';
+import { AMQP_PORT, RABBITMQ_USER } from '../rabbitmq/rabbitmq.js';
 import type { DeployContext, HostOutcome, RenderTarget, ServiceResult, ServiceUnit } from '../types.js';
 import { hostOf, target } from '../types.js';
 

@@ -1,8 +1,9 @@
 import { createHash, createHmac } from 'node:crypto';
-import type { Host } from '../hosts/host.js';
-import type { Deployment, HostSpec } from '../model.js';
-import { hostsFor } from '../topology.js';
-import { waitFor } from '../util/wait.js';
+import type { Host } from '../../hosts/host.js';
+import type { Deployment, HostSpec } from '../../model.js';
+import { hostsFor } from '../../topology.js';
+import { waitFor } from '../../util/wait.js';
+import type { HostsContext, ServiceDeclaration, ServiceStatus } from '../contract.js';
 import {
   daemonsFile,
   digest,
@@ -12,7 +13,7 @@ import {
   recordApplied,
   syncFiles,
   wantedState,
-} from './files.js';
+} from '../files.js';
 import type {
   DeployContext,
   HostOutcome,
@@ -20,8 +21,8 @@ import type {
   RenderedFile,
   ServiceResult,
   ServiceUnit,
-} from './types.js';
-import { hostOf, target } from './types.js';
+} from '../types.js';
+import { hostIn, hostOf, target, targetIn } from '../types.js';
 
 export const AMQP_PORT = 5672;
 export const DIST_PORT = 25672;
@@ -490,3 +491,143 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
   for (const spec of specs) ctx.log(`rabbitmq on ${spec.name}: ${outcomes[spec.name]}`);
   return { service: 'rabbitmq', outcomes };
 }
+
+/** Every quorum queue has `node` as a member (after a join), asked through `via`. */
+async function growAndWait(ctx: HostsContext, via: HostSpec, node: string): Promise<void> {
+  const host = hostIn(ctx, via.name);
+  const t = targetIn(ctx, via);
+  const out = await growQuorumQueues(host, t, node);
+  ctx.log(out.trim().split('\n').slice(-3).join(' | '));
+  await waitFor(
+    `every quorum queue to have ${node} as a member`,
+    async () => (queuesWithout(await quorumQueues(host, t), node).length === 0 ? true : undefined),
+    { timeoutMs: 120_000, intervalMs: 1000 },
+  );
+}
+
+/**
+ * Takes `node` out of the cluster through `via` (a node that stays): its quorum queue replicas removed first, then the
+ * node forgotten; then checked, so a node is never left half out (stopped, yet still listed by the others).
+ */
+async function removeMember(ctx: HostsContext, via: HostSpec, node: string): Promise<void> {
+  const host = hostIn(ctx, via.name);
+  const t = targetIn(ctx, via);
+  const still = (await quorumQueues(host, t)).filter((q) => q.members.includes(node)).map((q) => q.name);
+  if (still.length > 0) {
+    const out = await shrinkQuorumQueues(host, t, node);
+    ctx.log(out.trim().split('\n').slice(-3).join(' | '));
+    const left = (await quorumQueues(host, t)).filter((q) => q.members.includes(node)).map((q) => q.name);
+    if (left.length > 0) throw new Error(`quorum queues still have a replica on ${node}: ${left.join(', ')}`);
+  }
+  const status = await rabbitClusterStatus(host, t);
+  if (status.diskNodes.includes(node) || status.runningNodes.includes(node)) {
+    await forgetClusterNode(host, t, node);
+    const after = await rabbitClusterStatus(host, t);
+    if (after.diskNodes.includes(node))
+      throw new Error(`${node} is still a member after forget_cluster_node through ${via.name}`);
+    ctx.log(`${node} left the cluster (forget_cluster_node through ${via.name})`);
+  }
+}
+
+export function rabbitProblems(dep: Deployment, nodes: readonly RabbitClusterStatus[]): string[] {
+  const p: string[] = [];
+  const expected = hostsFor(dep, 'rabbitmq').map(rabbitNode);
+  for (const r of nodes) {
+    if (!r.running) p.push(`rabbitmq: ${r.host} is not running`);
+    else {
+      const missing = expected.filter((n) => !r.runningNodes.includes(n));
+      if (missing.length) p.push(`rabbitmq: ${r.host} does not see ${missing.join(', ')} running`);
+      const extra = r.diskNodes.filter((n) => !expected.includes(n));
+      if (extra.length) p.push(`rabbitmq: ${r.host} still lists ${extra.join(', ')}, not in the inventory`);
+      for (const part of r.partitions) p.push(`rabbitmq: partition: ${part}`);
+      for (const a of r.alarms) p.push(`rabbitmq: alarm ${a}`);
+    }
+  }
+  return p;
+}
+
+/** RabbitMQ's part of `stackha status`. Pure. */
+export function rabbitStatusOf(dep: Deployment, nodes: readonly RabbitClusterStatus[]): ServiceStatus {
+  return {
+    service: 'rabbitmq',
+    lines: formatRabbitStatus(nodes),
+    problems: rabbitProblems(dep, nodes),
+    data: nodes,
+  };
+}
+
+export function formatRabbitStatus(nodes: readonly RabbitClusterStatus[]): string[] {
+  return [
+    'RabbitMQ',
+    ...nodes.map(
+      (r) =>
+        `  ${r.host.padEnd(8)} ${r.running ? 'running' : 'stopped'}  members ${r.runningNodes.join(',') || '-'}  partitions ${r.partitions.length ? r.partitions.join('; ') : 'none'}  alarms ${r.alarms.length ? r.alarms.join('; ') : 'none'}`,
+    ),
+  ];
+}
+
+export const RABBITMQ: ServiceDeclaration = {
+  name: 'rabbitmq',
+  title: 'rabbitmq',
+  tier: 'infra',
+  enable: { key: 'enable_rabbitmq', default: true },
+  groups: ['rabbitmq', 'control'],
+  noHosts: 'error',
+  minHosts: {
+    min: 3,
+    quorum: true,
+    why: (n) =>
+      n === 2
+        ? 'a RabbitMQ cluster of 2 has no quorum to lose: quorum queues and pause_minority stop when either node fails'
+        : 'a single RabbitMQ node has no quorum to lose: nothing survives its failure',
+  },
+  passwords: ['rabbitmq_password', 'rabbitmq_cluster_cookie'],
+  packages: ['rabbitmq-server'],
+  // epmd first: the node registers with it at boot.
+  daemons: () => [
+    { name: 'epmd', stopTimeoutMs: 20_000 },
+    { name: 'rabbitmq', stopTimeoutMs: 60_000 },
+  ],
+  // Forgotten by the cluster: a node keeping its old membership could not join again.
+  removal: [RABBITMQ_MNESIA],
+  deploy: deployRabbitmq,
+  wanted: (dep, t) => ({ rabbitmq: rabbitNodeState(renderRabbitmq(dep, t)) }),
+  restartHost: (ctx, spec) => restartRabbitNode(ctx, hostIn(ctx, spec.name), targetIn(ctx, spec)),
+  afterJoin: async (ctx, spec) => {
+    const via = hostsFor(ctx.dep, 'rabbitmq').find((h) => h.name !== spec.name) ?? spec;
+    await growAndWait(ctx, via, rabbitNode(spec));
+  },
+  beforeLeave: async (ctx, spec, remaining) => {
+    const host = hostIn(ctx, spec.name);
+    const via = hostsFor(remaining, 'rabbitmq')[0];
+    if (!via) return;
+    if ((await host.daemonPid('rabbitmq')) !== undefined) {
+      // Its replicas leave first, while it still runs; maintenance mode then closes its client connections (they
+      // reconnect to the other brokers) before it stops.
+      const t = targetIn(ctx, spec);
+      const hostStill = (await quorumQueues(hostIn(ctx, via.name), targetIn(ctx, via))).some((q) =>
+        q.members.includes(rabbitNode(spec)),
+      );
+      if (hostStill) {
+        const out = await shrinkQuorumQueues(hostIn(ctx, via.name), targetIn(ctx, via), rabbitNode(spec));
+        ctx.log(out.trim().split('\n').slice(-3).join(' | '));
+      }
+      const drained = await rabbitTool(host, t, 'rabbitmq-upgrade', ['drain'], 130_000);
+      if (drained.code !== 0)
+        ctx.log(`rabbitmq-upgrade drain on ${spec.name} failed: ${drained.stderr.trim()}`);
+      await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
+      await host.stopDaemon('epmd', { timeoutMs: 20_000 });
+    }
+    await removeMember(ctx, via, rabbitNode(spec));
+  },
+  forgetDead: async (ctx, spec, remaining) => {
+    const via = hostsFor(remaining, 'rabbitmq')[0];
+    if (via) await removeMember(ctx, via, rabbitNode(spec));
+  },
+  status: async (ctx) => {
+    const nodes = await Promise.all(
+      hostsFor(ctx.dep, 'rabbitmq').map((s) => rabbitClusterStatus(hostIn(ctx, s.name), targetIn(ctx, s))),
+    );
+    return rabbitStatusOf(ctx.dep, nodes);
+  },
+};

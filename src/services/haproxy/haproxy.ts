@@ -1,10 +1,11 @@
-import type { Host } from '../hosts/host.js';
-import type { Deployment } from '../model.js';
-import { hostsFor } from '../topology.js';
-import { waitFor } from '../util/wait.js';
-import { GALERA_HEALTH_PORT, MARIADB_PORT } from './galera.js';
-import { deploySimpleService } from './simple.js';
-import type { DeployContext, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
+import type { Host } from '../../hosts/host.js';
+import type { Deployment, HostSpec } from '../../model.js';
+import { hostsFor } from '../../topology.js';
+import { waitFor } from '../../util/wait.js';
+import type { ServiceDeclaration, ServiceStatus } from '../contract.js';
+import { wantedState } from '../files.js';
+import { deploySimpleService } from '../simple.js';
+import type { DeployContext, RenderTarget, ServiceResult, ServiceUnit } from '../types.js';
 
 export const HAPROXY_STATS_PORT = 1984;
 export const HAPROXY_CFG = '/etc/haproxy/haproxy.cfg';
@@ -67,26 +68,6 @@ export function renderListen(dep: Deployment, svc: LoadBalancedService): string 
     lines.push(`  server ${s.name} ${s.address}:${s.port}${backup}`);
   });
   return `${lines.join('\n')}\n`;
-}
-
-/** The load-balanced services of the infrastructure tier; API services append theirs. */
-export function infraLoadBalancedServices(dep: Deployment): LoadBalancedService[] {
-  const out: LoadBalancedService[] = [];
-  const db = hostsFor(dep, 'mariadb');
-  if (db.length > 0) {
-    out.push({
-      name: 'mariadb',
-      mode: 'tcp',
-      bind: { address: dep.globals.internalVip, port: MARIADB_PORT },
-      servers: db.map((h) => ({ name: h.name, address: h.address, port: MARIADB_PORT })),
-      httpCheck: { path: '/', port: GALERA_HEALTH_PORT },
-      checks: 'database',
-      activeBackup: true,
-      // Long-lived pooled DB connections from OpenStack services must not be cut by idle timeouts.
-      timeouts: { client: '3600s', server: '3600s' },
-    });
-  }
-  return out;
 }
 
 export function renderHaproxyCfg(
@@ -212,4 +193,178 @@ export function deployHaproxy(
       );
     },
   });
+}
+
+/** What the load-balancer helpers need: the deployment and a connection to its hosts. */
+export interface LbContext {
+  readonly dep: Deployment;
+  readonly hosts: ReadonlyMap<string, Host>;
+  readonly roots: ReadonlyMap<string, string>;
+  readonly log: (message: string) => void;
+}
+
+interface Lb {
+  readonly name: string;
+  readonly host: Host;
+  readonly root: string;
+}
+
+/** The loadbalancer hosts whose HAProxy is running (a drain is told to each). */
+async function runningLbs(ctx: LbContext): Promise<Lb[]> {
+  const out: Lb[] = [];
+  for (const spec of hostsFor(ctx.dep, 'haproxy')) {
+    const host = ctx.hosts.get(spec.name);
+    if (!host || (await host.daemonPid('haproxy')) === undefined) continue;
+    out.push({ name: spec.name, host, root: ctx.roots.get(spec.name) ?? '' });
+  }
+  return out;
+}
+
+/** Runs a stats-socket command on every running HAProxy; resolves with each one's answer. */
+export async function everyLb(ctx: LbContext, command: string): Promise<Map<string, string | undefined>> {
+  const lbs = await runningLbs(ctx);
+  const answers = await Promise.all(lbs.map((lb) => haproxySocket(lb.host, lb.root, command)));
+  return new Map(lbs.map((lb, i) => [lb.name, answers[i]]));
+}
+
+/** `show stat` of every running HAProxy, parsed. */
+export async function lbStates(ctx: LbContext): Promise<Map<string, BackendServerState[]>> {
+  const csv = await everyLb(ctx, 'show stat');
+  return new Map([...csv].map(([lb, text]) => [lb, text ? parseShowStat(text) : []]));
+}
+
+/**
+ * Every server some running load balancer does not have UP, as `haproxy on LB: backend/server STATUS (check)`. A
+ * server not checked yet (`INI`: a worker that just started or reloaded assumes UP until its first check) is not UP.
+ */
+export function serversNotUp(
+  states: ReadonlyMap<string, readonly BackendServerState[]>,
+  wanted: (s: BackendServerState) => boolean = () => true,
+): string[] {
+  const out: string[] = [];
+  for (const [lb, list] of states)
+    for (const s of list) {
+      if (!wanted(s)) continue;
+      const unchecked = s.check.startsWith('INI');
+      if (s.status === 'UP' && !unchecked) continue;
+      const why = unchecked ? 'not checked yet' : s.check;
+      out.push(`haproxy on ${lb}: ${s.backend}/${s.server} ${s.status}${why ? ` (${why})` : ''}`);
+    }
+  return out;
+}
+
+/**
+ * Waits until every running load balancer has every server UP (or, with `wanted`, every server it selects); rejects
+ * naming each server still not UP, with HAProxy's last check result, when the bound is reached.
+ */
+export async function waitServersUp(
+  ctx: LbContext,
+  what: string,
+  opts: { wanted?: (s: BackendServerState) => boolean; timeoutMs?: number } = {},
+): Promise<void> {
+  let missing: string[] = [];
+  await waitFor(
+    what,
+    async () => {
+      missing = serversNotUp(await lbStates(ctx), opts.wanted);
+      return missing.length === 0 ? true : undefined;
+    },
+    { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: 200 },
+  ).catch(() => {
+    throw new Error(
+      `${what}: not UP after ${Math.round((opts.timeoutMs ?? 60_000) / 1000)} s:\n  ${missing.join('\n  ')}`,
+    );
+  });
+}
+
+/** The HAProxy worker pid (`show info`): a reload replaces it. */
+async function haproxyWorker(host: Host, root: string): Promise<string | undefined> {
+  const info = await haproxySocket(host, root, 'show info');
+  return /^Pid: (\d+)$/m.exec(info ?? '')?.[1];
+}
+
+/**
+ * A seamless reload on one host: master-worker HAProxy re-reads its config into a new worker on SIGUSR2, the old one
+ * keeps its established sessions. Done once the new worker answers and every load balancer sees every server UP
+ * (the new worker starts its checks afresh), so the next host reloads only then.
+ */
+export async function reloadHaproxy(ctx: LbContext, spec: HostSpec): Promise<void> {
+  const host = ctx.hosts.get(spec.name);
+  if (!host) throw new Error(`no connection to host ${spec.name}`);
+  const root = ctx.roots.get(spec.name) ?? '';
+  const before = await haproxyWorker(host, root);
+  await host.signalDaemon('haproxy', 'SIGUSR2');
+  await waitFor(
+    `a new HAProxy worker on ${spec.name}`,
+    async () => {
+      const now = await haproxyWorker(host, root);
+      return now !== undefined &&
+        now !== before &&
+        (await host.tcpConnect(host.address, HAPROXY_STATS_PORT, 1000))
+        ? true
+        : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
+  await waitServersUp(ctx, `every load balancer to see every server UP after ${spec.name}'s reload`);
+}
+
+/** HAProxy's part of `stackha status`, from what each load balancer's stats socket said. Pure. */
+export function haproxyStatusOf(rows: readonly HaproxyStatusData[]): ServiceStatus {
+  const problems: string[] = [];
+  for (const hp of rows) {
+    if (!hp.running) problems.push(`haproxy: ${hp.host} is not running`);
+    for (const sv of hp.servers)
+      if (sv.status !== 'UP') problems.push(`haproxy on ${hp.host}: ${sv.backend}/${sv.server} ${sv.status}`);
+  }
+  const lines = ['HAProxy'];
+  for (const hp of rows) {
+    const servers = hp.servers
+      .map((sv) => `${sv.backend}/${sv.server}${sv.backup ? '(b)' : ''}=${sv.status}`)
+      .join(' ');
+    lines.push(`  ${hp.host.padEnd(8)} ${hp.running ? 'running' : 'stopped'}  ${servers}`);
+  }
+  return { service: 'haproxy', lines, problems, data: rows };
+}
+
+export interface HaproxyStatusData {
+  readonly host: string;
+  readonly running: boolean;
+  readonly servers: readonly BackendServerState[];
+}
+
+/**
+ * HAProxy, declared with the frontends it serves: the registry hands it every service's (src/services/registry.ts),
+ * so this module need not know them.
+ */
+export function haproxyDeclaration(
+  frontends: (dep: Deployment) => readonly LoadBalancedService[],
+): ServiceDeclaration {
+  return {
+    name: 'haproxy',
+    title: 'haproxy',
+    tier: 'loadbalancer',
+    enable: { key: 'enable_haproxy', default: true },
+    // kolla's group, its name before Ussuri, then what kolla falls back to.
+    groups: ['loadbalancer', 'haproxy', 'network', 'control'],
+    noHosts: 'error',
+    passwords: ['haproxy_password'],
+    packages: ['haproxy', 'socat'],
+    daemons: () => [{ name: 'haproxy', stopTimeoutMs: 20_000 }],
+    deploy: (ctx) => deployHaproxy(ctx, frontends(ctx.dep)),
+    wanted: (dep, t) => ({ haproxy: wantedState('haproxy', renderHaproxy(dep, t, frontends(dep))) }),
+    restartHost: (ctx, spec) => reloadHaproxy(ctx, spec),
+    status: async (ctx) => {
+      const rows: HaproxyStatusData[] = await Promise.all(
+        hostsFor(ctx.dep, 'haproxy').map(async (s) => {
+          const h = ctx.hosts.get(s.name);
+          const running = h !== undefined && (await h.daemonPid('haproxy')) !== undefined;
+          const csv =
+            running && h ? await haproxySocket(h, ctx.roots.get(s.name) ?? '', 'show stat') : undefined;
+          return { host: s.name, running, servers: csv ? parseShowStat(csv) : [] };
+        }),
+      );
+      return haproxyStatusOf(rows);
+    },
+  };
 }

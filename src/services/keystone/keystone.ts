@@ -4,15 +4,17 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Host } from '../hosts/host.js';
-import type { Deployment, HostSpec } from '../model.js';
-import { hostsFor } from '../topology.js';
-import { writeFileAtomic } from '../util/atomic.js';
-import { CommandError } from '../util/exec.js';
+import type { Host } from '../../hosts/host.js';
+import type { Deployment, HostSpec } from '../../model.js';
+import { type SettingsTable, integerSetting, readSettings } from '../../settings.js';
+import { hostsFor } from '../../topology.js';
+import { writeFileAtomic } from '../../util/atomic.js';
+import { CommandError } from '../../util/exec.js';
 import {
   type AdminSql,
   type ApiServiceDef,
   KEYSTONE_PUBLIC_PORT,
+  UWSGI_STOP_SIGNAL,
   apiLoadBalanced,
   cacheSection,
   databaseSection,
@@ -23,12 +25,17 @@ import {
   renderUwsgiIni,
   section,
   vipUrl,
+  waitApiReady,
   writeMarker,
-} from './api/framework.js';
-import { digest } from './files.js';
-import type { LoadBalancedService } from './haproxy.js';
-import type { DeployContext, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
-import { hostOf, target } from './types.js';
+} from '../api/framework.js';
+import { HTTP_DRAIN_MS, type ServiceDeclaration } from '../contract.js';
+import { digest, wantedState } from '../files.js';
+import type { LoadBalancedService } from '../haproxy/haproxy.js';
+import { apiHealthy } from '../health.js';
+import { restartUnit } from '../simple.js';
+import type { DeployContext, RenderTarget, ServiceResult, ServiceUnit } from '../types.js';
+import { hostIn, hostOf, target, targetIn } from '../types.js';
+import { formatKeystoneStatus, keystoneProblems, keystoneStatus } from './status.js';
 
 export const KEYSTONE_PORT = KEYSTONE_PUBLIC_PORT;
 export const KEYSTONE_CONF = '/etc/keystone/keystone.conf';
@@ -54,19 +61,25 @@ export const KEYSTONE_DB = {
 } as const;
 
 export function keystoneEnabled(dep: Deployment): boolean {
-  return dep.globals.enabled.keystone && hostsFor(dep, 'keystone').length > 0;
+  return hostsFor(dep, 'keystone').length > 0;
 }
 
 export function keystoneHosts(dep: Deployment): HostSpec[] {
-  return dep.globals.enabled.keystone ? hostsFor(dep, 'keystone') : [];
+  return hostsFor(dep, 'keystone');
 }
+
+export const KEYSTONE_SETTINGS = {
+  fernet_token_expiry: { schema: integerSetting(86400, 60, 31_536_000, 'seconds') },
+  keystone_uwsgi_processes: { schema: integerSetting(2, 1, 64) },
+  keystone_uwsgi_threads: { schema: integerSetting(2, 1, 64) },
+} as const satisfies SettingsTable;
+
+const keystoneSettings = (dep: Deployment) => readSettings(dep.globals.settings, KEYSTONE_SETTINGS);
 
 /** uwsgi workers per host: 2 processes x 2 threads by default (password hashing releases the GIL). */
 export function keystoneWorkers(dep: Deployment): { processes: number; threads: number } {
-  return {
-    processes: dep.globals.settings.keystone_uwsgi_processes,
-    threads: dep.globals.settings.keystone_uwsgi_threads,
-  };
+  const s = keystoneSettings(dep);
+  return { processes: s.keystone_uwsgi_processes, threads: s.keystone_uwsgi_threads };
 }
 
 export function renderKeystoneConf(dep: Deployment, t: RenderTarget): string {
@@ -86,7 +99,7 @@ Holds the database and RabbitMQ passwords: mode 0600.`,
       cacheSection(dep),
       section('token', [
         ['provider', 'fernet'],
-        ['expiration', dep.globals.settings.fernet_token_expiry],
+        ['expiration', keystoneSettings(dep).fernet_token_expiry],
       ]),
       // Every host has the same keys (stackha distributes them); auth receipts share the token keys.
       section('fernet_tokens', [
@@ -465,3 +478,45 @@ export async function deployKeystone(ctx: DeployContext): Promise<ServiceResult>
   for (const path of writeAdminCredentials(ctx.dep)) ctx.log(`keystone: wrote ${path}`);
   return result;
 }
+
+const keystoneHealthy = (host: Host): Promise<boolean> =>
+  apiHealthy(host, KEYSTONE_PORT, KEYSTONE_HEALTH_PATH);
+
+export const KEYSTONE_SERVICE: ServiceDeclaration = {
+  name: 'keystone',
+  title: 'keystone',
+  tier: 'api',
+  enable: { key: 'enable_keystone', default: true },
+  requires: [
+    { service: 'mariadb', why: 'its database is reached through HAProxy on the VIP' },
+    { service: 'haproxy', why: 'its database is reached through HAProxy on the VIP' },
+  ],
+  groups: ['keystone', 'control'],
+  noHosts: 'warning',
+  passwords: ['keystone_admin_password', 'keystone_database_password'],
+  settings: KEYSTONE_SETTINGS,
+  packages: ['python3-keystone', 'uwsgi', 'uwsgi-plugin-python3', 'python3-openstackclient'],
+  daemons: () => [
+    {
+      name: 'keystone',
+      stopSignal: UWSGI_STOP_SIGNAL,
+      stopTimeoutMs: 20_000,
+      fronted: { backends: () => [KEYSTONE_LB_NAME], drainMs: HTTP_DRAIN_MS, healthy: keystoneHealthy },
+    },
+  ],
+  loadBalanced: keystoneLoadBalanced,
+  // Keys are secrets: a host that leaves keeps none.
+  removal: [FERNET_KEYS_DIR, CREDENTIAL_KEYS_DIR],
+  deploy: deployKeystone,
+  wanted: (dep, t) => ({ keystone: wantedState('keystone', KEYSTONE.render(dep, t)) }),
+  restartHost: async (ctx, spec) => {
+    const host = hostIn(ctx, spec.name);
+    const unit = KEYSTONE.render(ctx.dep, targetIn(ctx, spec));
+    await restartUnit(host, unit, KEYSTONE_SERVICE.daemons(ctx.dep));
+    await waitApiReady(host, KEYSTONE, unit.daemons[0]?.logFile ?? '');
+  },
+  status: async (ctx) => {
+    const s = await keystoneStatus(ctx);
+    return { service: 'keystone', lines: formatKeystoneStatus(s), problems: keystoneProblems(s), data: s };
+  },
+};

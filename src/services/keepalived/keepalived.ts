@@ -1,12 +1,14 @@
-import type { Host } from '../hosts/host.js';
-import type { Deployment } from '../model.js';
-import { hostsFor } from '../topology.js';
-import { builtScript } from '../util/paths.js';
-import { waitFor } from '../util/wait.js';
-import { HAPROXY_STATS_PORT } from './haproxy.js';
-import { deploySimpleService } from './simple.js';
-import type { DeployContext, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
-import { hostOf } from './types.js';
+import type { Host } from '../../hosts/host.js';
+import type { Deployment } from '../../model.js';
+import { hostsFor } from '../../topology.js';
+import { builtScript } from '../../util/paths.js';
+import { sleep, waitFor } from '../../util/wait.js';
+import type { HostsContext, ServiceDeclaration, ServiceStatus } from '../contract.js';
+import { wantedState } from '../files.js';
+import { HAPROXY_STATS_PORT } from '../haproxy/haproxy.js';
+import { deploySimpleService } from '../simple.js';
+import type { DeployContext, RenderTarget, ServiceResult, ServiceUnit } from '../types.js';
+import { hostIn, hostOf, targetIn } from '../types.js';
 
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf';
 const CHECK_SCRIPT = '/etc/keepalived/check_haproxy.sh';
@@ -199,3 +201,95 @@ export async function deployKeepalived(ctx: DeployContext): Promise<ServiceResul
   }
   return result;
 }
+
+/** The hosts that hold the VIP right now (exactly one when all is well). */
+export async function vipHolders(ctx: Pick<HostsContext, 'dep' | 'hosts'>): Promise<string[]> {
+  const holders: string[] = [];
+  for (const spec of hostsFor(ctx.dep, 'keepalived')) {
+    const h = ctx.hosts.get(spec.name);
+    if (h && (await holdsVip(h, ctx.dep))) holders.push(spec.name);
+  }
+  return holders;
+}
+
+/** keepalived's part of `stackha status`: who holds the VIP (exactly one host must). Pure. */
+export function keepalivedStatusOf(dep: Deployment, rows: readonly KeepalivedStatusData[]): ServiceStatus {
+  const vip = dep.globals.internalVip;
+  const holders = rows.filter((k) => k.holdsVip).map((k) => k.host);
+  const problems: string[] = [];
+  if (holders.length === 0) problems.push(`keepalived: no host holds the VIP ${vip}`);
+  if (holders.length > 1)
+    problems.push(`keepalived: several hosts hold the VIP ${vip}: ${holders.join(', ')}`);
+  for (const k of rows) if (!k.running) problems.push(`keepalived: ${k.host} is not running`);
+  return {
+    service: 'keepalived',
+    lines: [
+      'Keepalived',
+      ...rows.map(
+        (k) =>
+          `  ${k.host.padEnd(8)} ${k.running ? 'running' : 'stopped'}${k.holdsVip ? '  MASTER (holds the VIP)' : ''}`,
+      ),
+    ],
+    problems,
+    data: rows,
+  };
+}
+
+export interface KeepalivedStatusData {
+  readonly host: string;
+  readonly running: boolean;
+  readonly holdsVip: boolean;
+}
+
+export const KEEPALIVED: ServiceDeclaration = {
+  name: 'keepalived',
+  title: 'keepalived',
+  tier: 'vip',
+  enable: { key: 'enable_keepalived', default: true },
+  groups: ['loadbalancer', 'haproxy', 'network', 'control'],
+  noHosts: 'error',
+  minHosts: {
+    min: 2,
+    quorum: false,
+    why: () => 'with one load balancer the VIP has nowhere to move when it fails',
+  },
+  passwords: ['keepalived_password'],
+  packages: ['keepalived'],
+  // The watcher first: keepalived finds its track file written when it starts.
+  daemons: (dep) => [
+    ...(dep.tuning.keepalived.watchHaproxy ? [{ name: 'haproxy-watch', stopTimeoutMs: 20_000 }] : []),
+    { name: 'keepalived', stopTimeoutMs: 20_000 },
+  ],
+  deploy: deployKeepalived,
+  wanted: (dep, t) => ({ keepalived: wantedState('keepalived', renderKeepalived(dep, t)) }),
+  restartHost: async (ctx, spec) => {
+    const host = hostIn(ctx, spec.name);
+    await host.stopDaemon('keepalived', { timeoutMs: 20_000 });
+    // A stopped keepalived removes the VIP; a killed one would have left it behind.
+    await releaseVip(host, ctx.dep);
+    for (const d of renderKeepalived(ctx.dep, targetIn(ctx, spec)).daemons) await host.startDaemon(d);
+    // A few adverts: the restarted instance has heard the master (or, for the old holder, a new master took over).
+    await sleep(Math.max(1000, ctx.dep.tuning.keepalived.advertIntSec * 5000));
+    await waitFor(
+      'exactly one VIP holder',
+      async () => ((await vipHolders(ctx)).length === 1 ? true : undefined),
+      {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+      },
+    );
+  },
+  status: async (ctx) => {
+    const rows: KeepalivedStatusData[] = await Promise.all(
+      hostsFor(ctx.dep, 'keepalived').map(async (s) => {
+        const h = hostIn(ctx, s.name);
+        return {
+          host: s.name,
+          running: (await h.daemonPid('keepalived')) !== undefined,
+          holdsVip: await holdsVip(h, ctx.dep),
+        };
+      }),
+    );
+    return keepalivedStatusOf(ctx.dep, rows);
+  },
+};

@@ -1,8 +1,10 @@
-import type { Host } from '../hosts/host.js';
-import type { Deployment, HostSpec } from '../model.js';
-import { hostsFor } from '../topology.js';
-import type { ExecResult } from '../util/exec.js';
-import { WaitAborted, waitFor } from '../util/wait.js';
+import type { Host } from '../../hosts/host.js';
+import type { Deployment, HostSpec } from '../../model.js';
+import { hostsFor } from '../../topology.js';
+import type { ExecResult } from '../../util/exec.js';
+import { builtScript } from '../../util/paths.js';
+import { WaitAborted, waitFor } from '../../util/wait.js';
+import { DB_DRAIN_MS, type ServiceDeclaration, type ServiceStatus } from '../contract.js';
 import {
   type Applied,
   daemonsFile,
@@ -12,9 +14,10 @@ import {
   recordApplied,
   syncFiles,
   wantedState,
-} from './files.js';
-import { apiHealthy } from './health.js';
-import { deploySimpleService } from './simple.js';
+} from '../files.js';
+import { type LoadBalancedService, activeServer, lbStates } from '../haproxy/haproxy.js';
+import { apiHealthy } from '../health.js';
+import { deploySimpleService, restartUnit } from '../simple.js';
 import type {
   DeployContext,
   HostOutcome,
@@ -22,13 +25,13 @@ import type {
   RenderedFile,
   ServiceResult,
   ServiceUnit,
-} from './types.js';
-import { hostOf, target } from './types.js';
+} from '../types.js';
+import { hostIn, hostOf, target, targetIn } from '../types.js';
 
 export const MARIADB_PORT = 3306;
 export const GALERA_HEALTH_PORT = 4569;
 export const MY_CNF = '/etc/mysql/my.cnf';
-const DATADIR = '/var/lib/mysql';
+export const DATADIR = '/var/lib/mysql';
 export const GRASTATE = `${DATADIR}/grastate.dat`;
 export const ERROR_LOG = '/var/log/mysql/error.log';
 /** Where `mariadbd --wsrep-recover` logs (kept after the run for diagnosis; the directory is mysql's). */
@@ -804,3 +807,157 @@ export function deployGaleraHealth(ctx: DeployContext, agent: readonly string[])
 export function galeraHealthy(host: Host): Promise<boolean> {
   return apiHealthy(host, GALERA_HEALTH_PORT, '/');
 }
+
+/** The command that runs the Galera health agent on a host (this installation's node and script). */
+export function galeraHealthAgent(): string[] {
+  return [process.execPath, builtScript('agents/galera-health.js')];
+}
+
+/** The single-writer frontend on the VIP: one active server, the others backup, checked through the health agent. */
+export function galeraLoadBalanced(dep: Deployment): LoadBalancedService[] {
+  const db = hostsFor(dep, 'mariadb');
+  if (db.length === 0) return [];
+  return [
+    {
+      name: 'mariadb',
+      mode: 'tcp',
+      bind: { address: dep.globals.internalVip, port: MARIADB_PORT },
+      servers: db.map((h) => ({ name: h.name, address: h.address, port: MARIADB_PORT })),
+      httpCheck: { path: '/', port: GALERA_HEALTH_PORT },
+      checks: 'database',
+      activeBackup: true,
+      // Long-lived pooled DB connections from OpenStack services must not be cut by idle timeouts.
+      timeouts: { client: '3600s', server: '3600s' },
+    },
+  ];
+}
+
+/** What `stackha status` knows of the Galera cluster: each node, and the writer each load balancer picked. */
+export interface GaleraStatusData {
+  readonly nodes: readonly (GaleraNodeStatus & { readonly healthy: boolean })[];
+  /** The Galera server each HAProxy sends new connections to, by loadbalancer host. */
+  readonly writer: Readonly<Record<string, string | undefined>>;
+}
+
+export function galeraProblems(dep: Deployment, s: GaleraStatusData): string[] {
+  const p: string[] = [];
+  const nDb = hostsFor(dep, 'mariadb').length;
+  for (const g of s.nodes) {
+    if (!g.running) p.push(`galera: ${g.host} is not running`);
+    else if (g.state !== 'Synced' || g.clusterStatus !== 'Primary') {
+      p.push(`galera: ${g.host} is ${g.state ?? 'unknown'}/${g.clusterStatus ?? 'unknown'}`);
+    } else if (g.clusterSize !== nDb)
+      p.push(`galera: ${g.host} sees a cluster of ${g.clusterSize}, expected ${nDb}`);
+  }
+  const writers = new Set(Object.values(s.writer).filter((w) => w !== undefined));
+  if (writers.size > 1)
+    p.push(`haproxy: load balancers disagree on the Galera writer (${[...writers].join(', ')})`);
+  return p;
+}
+
+/** Galera's part of `stackha status`. Pure. */
+export function galeraStatusOf(dep: Deployment, data: GaleraStatusData): ServiceStatus {
+  return { service: 'mariadb', lines: formatGaleraStatus(data), problems: galeraProblems(dep, data), data };
+}
+
+export function formatGaleraStatus(s: GaleraStatusData): string[] {
+  const out = ['Galera'];
+  for (const g of s.nodes) {
+    out.push(
+      `  ${g.host.padEnd(8)} ${g.running ? 'running' : 'stopped'}  ${(g.state ?? '-').padEnd(9)} ${(g.clusterStatus ?? '-').padEnd(11)} size ${g.clusterSize ?? '-'}  health ${g.healthy ? '200' : 'down'}  seqno ${g.lastCommitted ?? '-'}`,
+    );
+  }
+  const writers = Object.entries(s.writer).map(([lb, w]) => `${lb}->${w ?? 'none'}`);
+  out.push(`  writes go to (per load balancer): ${writers.join(' ') || 'no load balancer'}`);
+  return out;
+}
+
+const galeraFronted = {
+  backends: () => ['mariadb'],
+  drainMs: DB_DRAIN_MS,
+  healthy: (host: Host) => galeraHealthy(host),
+};
+
+export const MARIADB: ServiceDeclaration = {
+  name: 'mariadb',
+  title: 'mariadb (Galera) and its health endpoint',
+  tier: 'infra',
+  enable: { key: 'enable_mariadb', default: true },
+  groups: ['mariadb', 'control'],
+  noHosts: 'error',
+  minHosts: {
+    min: 3,
+    quorum: true,
+    why: (n) =>
+      n === 2
+        ? 'a Galera cluster of 2 has no quorum to lose: when either node fails, the other is 1 of 2, not a majority, and stops taking writes'
+        : 'a single Galera node has no quorum to lose: nothing survives its failure',
+  },
+  passwords: ['database_password', 'mariadb_backup_database_password'],
+  packages: ['mariadb-server', 'mariadb-client', 'galera-4', 'rsync'],
+  // The health endpoint is what HAProxy checks: restarting either takes the node out of HAProxy.
+  daemons: () => [
+    { name: 'mariadb', stopTimeoutMs: 120_000, fronted: galeraFronted },
+    { name: 'galera-health', stopTimeoutMs: 20_000, fronted: galeraFronted },
+  ],
+  loadBalanced: galeraLoadBalanced,
+  // A host that leaves takes no stale copy of the data (and no history a recovery would count) with it.
+  removal: [DATADIR],
+  deploy: async (ctx) => [await deployGalera(ctx), await deployGaleraHealth(ctx, galeraHealthAgent())],
+  wanted: (dep, t) => ({
+    mariadb: galeraWantedState(dep, t),
+    'galera-health': wantedState('galera-health', renderGaleraHealth(dep, t, galeraHealthAgent())),
+  }),
+  restartHost: async (ctx, spec) => {
+    const host = hostIn(ctx, spec.name);
+    const t = targetIn(ctx, spec);
+    // A clean shutdown leaves the position in grastate.dat: the node rejoins by IST (or needs no transfer).
+    await host.stopDaemon('mariadb', { timeoutMs: 120_000 });
+    const mark = await errorLogMark(host);
+    await startGaleraNode(host, t);
+    await waitSynced(host, t.root);
+    ctx.log(
+      `mariadb on ${spec.name}: Synced (state transfer: ${classifyStateTransfer(await errorLogSince(host, mark))})`,
+    );
+    await restartUnit(host, renderGaleraHealth(ctx.dep, t, galeraHealthAgent()), MARIADB.daemons(ctx.dep));
+    await waitFor(
+      `Galera health endpoint on ${spec.name}`,
+      async () => ((await galeraHealthy(host)) ? true : undefined),
+      {
+        timeoutMs: 60_000,
+        intervalMs: 300,
+      },
+    );
+  },
+  beforeLeave: async (ctx, spec, remaining) => {
+    const host = hostIn(ctx, spec.name);
+    if ((await host.daemonPid('mariadb')) === undefined) return;
+    await host.stopDaemon('mariadb', { timeoutMs: 120_000 });
+    await host.stopDaemon('galera-health', { timeoutMs: 20_000 });
+    const size = hostsFor(remaining, 'mariadb').length;
+    const first = hostsFor(remaining, 'mariadb')[0];
+    if (!first) return;
+    await waitFor(
+      `the Galera cluster to be ${size} nodes`,
+      async () => {
+        const s = await galeraNodeStatus(hostIn(ctx, first.name), targetIn(ctx, first).root);
+        return s.clusterSize === size && s.clusterStatus === 'Primary' ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+  },
+  status: async (ctx) => {
+    const [nodes, states] = await Promise.all([
+      Promise.all(
+        hostsFor(ctx.dep, 'mariadb').map(async (s) => ({
+          ...(await galeraNodeStatus(hostIn(ctx, s.name), targetIn(ctx, s).root)),
+          healthy: await galeraHealthy(hostIn(ctx, s.name)),
+        })),
+      ),
+      lbStates(ctx),
+    ]);
+    const writer: Record<string, string | undefined> = {};
+    for (const [lb, list] of states) writer[lb] = activeServer(list, 'mariadb');
+    return galeraStatusOf(ctx.dep, { nodes, writer });
+  },
+};
