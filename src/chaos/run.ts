@@ -74,6 +74,11 @@ export interface ChaosContext {
 export interface Injection {
   readonly target: string;
   /**
+   * When the fault was really applied (epoch ms): finding the target first (a status of everything, seconds on a
+   * busy machine) is not part of the outage, and must not hide it either. Default: just before inject was called.
+   */
+  readonly at?: number;
+  /**
    * Observes the fault from outside the load (the process is gone, the writer changed, the VIP moved); resolves with
    * what was seen, each line starting with `NOT OBSERVED` when something expected was not. Runs during the hold.
    */
@@ -352,8 +357,9 @@ export async function runScenario(
         { timeoutMs: 60_000, intervalMs: 500 },
       );
       await sleep(opts.warmupMs);
-      faultStart = Date.now();
+      const called = Date.now();
       const injection = await scenario.inject(ctx);
+      faultStart = injection.at ?? called;
       target = injection.target;
       ctx.log(`${scenario.name}: injected (${target})`);
       const hold = sleep(scenario.holdMs ?? opts.holdMs);

@@ -63,13 +63,17 @@ async function within<T>(ms: number, probe: () => Promise<T | undefined>): Promi
   return waitFor('an observation', probe, { timeoutMs: ms, intervalMs: 100 }).catch(() => undefined);
 }
 
+/** When the last kill was sent, per lab: the instant the fault began. */
+const killedAt = new Map<string, number>();
+
 /** Kills a daemon with SIGKILL; the observation checks its process is really gone. */
 async function kill(ctx: ChaosContext, host: string, daemon: string): Promise<() => Promise<string>> {
   const h = ctx.host(host);
   const pid = await h.daemonPid(daemon);
+  const at = Date.now();
   if (pid === undefined || !(await h.signalDaemon(daemon, 'SIGKILL')))
     throw new Error(`${daemon} is not running on ${host}`);
-  const at = Date.now();
+  killedAt.set(ctx.lab.name, at);
   return async () =>
     (await within(10_000, async () => ((await h.daemonPid(daemon)) === undefined ? true : undefined)))
       ? `${daemon} on ${host} gone (pid ${pid}) ${secondsSince(at)} after the kill`
@@ -86,6 +90,9 @@ async function writerOn(ctx: ChaosContext, lb: string): Promise<string | undefin
   });
   return activeServer(states.get(lb) ?? [], 'mariadb');
 }
+
+/** The instant of the kill just sent (for Injection.at). */
+const lastKill = (ctx: ChaosContext): number => killedAt.get(ctx.lab.name) ?? Date.now();
 
 /** Observes that the load balancers moved the writes away from `from`. */
 function writerMoved(ctx: ChaosContext, from: string, lbs: readonly string[]): () => Promise<string> {
@@ -278,6 +285,7 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
       'a host joins every cluster under load (`stackha scale add`), the others’ peer lists updated',
     holdMs: 1000,
     inject: async (ctx) => {
+      const at = Date.now();
       const r = await addHost(ctx);
       const target = recordOperation(ctx, {
         operation: 'scale add',
@@ -285,7 +293,7 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
         seconds: r.seconds,
         phases: r.phases,
       });
-      return { target, observe: observeAll(membershipIs(ctx)) };
+      return { target, at, observe: observeAll(membershipIs(ctx)) };
     },
     heal: async () => {},
   },
@@ -301,6 +309,7 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
       }
     },
     inject: async (ctx) => {
+      const at = Date.now();
       const r = await scaleRemove(ctx.dep, hostToRemove(ctx), { log: ctx.log });
       ctx.setDeployment(r.deployment);
       const target = recordOperation(ctx, {
@@ -309,7 +318,7 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
         seconds: r.seconds,
         phases: r.phases,
       });
-      return { target, observe: observeAll(membershipIs(ctx)) };
+      return { target, at, observe: observeAll(membershipIs(ctx)) };
     },
     heal: async () => {},
   },
@@ -322,6 +331,7 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
     inject: async (ctx) => {
       const watched = ['mariadb', 'rabbitmq', 'memcached', 'keystone'];
       const before = await daemonPids(ctx, watched);
+      const at = Date.now();
       const r = await rollingRestart(ctx.dep, ['all'], { log: ctx.log });
       const target = recordOperation(ctx, {
         operation: 'restart all',
@@ -331,6 +341,7 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
       });
       return {
         target,
+        at,
         observe: async () => {
           const after = await daemonPids(ctx, watched);
           const same = [...before].filter(([k, pid]) => after.get(k) === pid).map(([k]) => k);
@@ -360,7 +371,11 @@ export const SCENARIOS: readonly Scenario[] = [
       const w = await galeraWriter(ctx);
       const holder = await vipHolder(ctx);
       const gone = await kill(ctx, w, 'mariadb');
-      return { target: `mariadb on ${w}`, observe: observeAll(gone, writerMoved(ctx, w, [holder])) };
+      return {
+        target: `mariadb on ${w}`,
+        at: lastKill(ctx),
+        observe: observeAll(gone, writerMoved(ctx, w, [holder])),
+      };
     },
     heal: restartWhatDied,
   },
@@ -372,7 +387,7 @@ export const SCENARIOS: readonly Scenario[] = [
       const other = hostsFor(ctx.dep, 'mariadb').find((h) => h.name !== w);
       if (!other) throw new Error('no non-writer Galera node');
       const gone = await kill(ctx, other.name, 'mariadb');
-      return { target: `mariadb on ${other.name}`, observe: observeAll(gone) };
+      return { target: `mariadb on ${other.name}`, at: lastKill(ctx), observe: observeAll(gone) };
     },
     heal: restartWhatDied,
   },
@@ -383,7 +398,11 @@ export const SCENARIOS: readonly Scenario[] = [
     inject: async (ctx) => {
       const leader = await queueLeader(ctx);
       const gone = await kill(ctx, leader, 'rabbitmq');
-      return { target: `rabbitmq on ${leader}`, observe: observeAll(gone, leaderMoved(ctx, leader)) };
+      return {
+        target: `rabbitmq on ${leader}`,
+        at: lastKill(ctx),
+        observe: observeAll(gone, leaderMoved(ctx, leader)),
+      };
     },
     heal: restartWhatDied,
   },
@@ -393,7 +412,11 @@ export const SCENARIOS: readonly Scenario[] = [
     inject: async (ctx) => {
       const holder = await vipHolder(ctx);
       const gone = await kill(ctx, holder, 'haproxy');
-      return { target: `haproxy on ${holder}`, observe: observeAll(gone, vipMoved(ctx, holder)) };
+      return {
+        target: `haproxy on ${holder}`,
+        at: lastKill(ctx),
+        observe: observeAll(gone, vipMoved(ctx, holder)),
+      };
     },
     heal: restartWhatDied,
   },
@@ -402,10 +425,12 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'the VIP holder loses power: every process killed, link down; powered on and redeployed',
     inject: async (ctx) => {
       const holder = await vipHolder(ctx);
+      const at = Date.now();
       await crashHost(ctx.lab, holder);
       crashed.set(ctx.lab.name, holder);
       return {
         target: `host ${holder}`,
+        at,
         observe: observeAll(hostDown(ctx, holder, false), vipMoved(ctx, holder)),
       };
     },
@@ -423,10 +448,12 @@ export const SCENARIOS: readonly Scenario[] = [
     queueKinds: true,
     inject: async (ctx) => {
       const holder = await vipHolder(ctx);
+      const at = Date.now();
       await setLink(ctx.lab, holder, false);
       crashed.set(ctx.lab.name, holder);
       return {
         target: `host ${holder} cut off`,
+        at,
         observe: observeAll(hostDown(ctx, holder, true), vipMoved(ctx, holder)),
       };
     },
@@ -445,8 +472,9 @@ export const SCENARIOS: readonly Scenario[] = [
     holdMs: 5000,
     inject: async (ctx) => {
       const dbs = hostsFor(ctx.dep, 'mariadb');
+      const at = Date.now();
       const gone = await Promise.all(dbs.map((h) => kill(ctx, h.name, 'mariadb')));
-      return { target: `mariadb on ${dbs.map((h) => h.name).join(', ')}`, observe: observeAll(...gone) };
+      return { target: `mariadb on ${dbs.map((h) => h.name).join(', ')}`, at, observe: observeAll(...gone) };
     },
     heal: async (ctx) => {
       // Wait until every node is really gone before recovering their positions.
@@ -478,6 +506,7 @@ export const SCENARIOS: readonly Scenario[] = [
       const gone = await kill(ctx, victim.name, 'keystone');
       return {
         target: `keystone on ${victim.name}`,
+        at: lastKill(ctx),
         observe: observeAll(gone, serverDown(ctx, KEYSTONE_LB_NAME, victim.name)),
       };
     },
@@ -492,10 +521,12 @@ export const SCENARIOS: readonly Scenario[] = [
       const other = hostsFor(ctx.dep, 'rabbitmq').find((h) => h.name !== leader);
       if (!other) throw new Error('no non-leader RabbitMQ node');
       const mc = hostsFor(ctx.dep, 'memcached').find((h) => h.name !== other.name) ?? other;
+      const at = Date.now();
       const rabbitGone = await kill(ctx, other.name, 'rabbitmq');
       const mcGone = await kill(ctx, mc.name, 'memcached');
       return {
         target: `rabbitmq on ${other.name}, memcached on ${mc.name}`,
+        at,
         observe: observeAll(rabbitGone, mcGone),
       };
     },
