@@ -296,8 +296,8 @@ export async function runScenario(
   const queues = ctx.queueKind;
   const cfg: LoadConfig = {
     runId,
-    opsFile: client.path(opsPath(runId)),
-    finalFile: client.path(finalPath(runId)),
+    opsFile: opsPath(runId),
+    finalFile: finalPath(runId),
     vip: ctx.dep.globals.internalVip,
     dbPassword: ctx.dep.passwords.database_password ?? '',
     brokers: hostsFor(ctx.dep, 'rabbitmq').map((h) => h.address),
@@ -326,7 +326,7 @@ export async function runScenario(
   await client.writeFile(loadConfigPath(runId), JSON.stringify(cfg), { mode: 0o600 });
   await client.startDaemon({
     name: LOAD_DAEMON,
-    argv: [process.execPath, builtScript('probes/load.js'), client.path(loadConfigPath(runId))],
+    argv: [process.execPath, builtScript('probes/load.js'), loadConfigPath(runId)],
     logFile: '/var/log/stackha/chaos-load.log',
   });
   let target = '';

@@ -4,7 +4,7 @@ import { lbStates } from '../deploy/drain.js';
 import { isAlive } from '../hosts/proc.js';
 import { addHostToMultinode } from '../inventory/lab-inventory.js';
 import { CONFIG_FILES, loadDeployment } from '../inventory/load.js';
-import { crashHost, hostNs, labAddHost, namespacePids, powerOnHost, setLink } from '../lab/lab.js';
+import { crashHost, hostPids, labAddHost, powerOnHost, setLink } from '../lab/lab.js';
 import { rollingRestart } from '../ops/rolling.js';
 import { type ScaleReport, removalCheck, scaleAdd, scaleRemove } from '../ops/scale.js';
 import { clusterStatus, galeraNodesOf, rabbitNodesOf } from '../ops/status.js';
@@ -42,7 +42,7 @@ async function queueLeader(ctx: ChaosContext, except?: string): Promise<string> 
     const host = ctx.host(spec.name);
     const r = await rabbitmqctl(
       host,
-      { host: spec, root: ctx.conn.roots.get(spec.name) ?? '' },
+      { host: spec },
       ['list_queues', 'name', 'type', 'leader', 'pid', '--formatter', 'json'],
       30_000,
     );
@@ -85,7 +85,6 @@ async function writerOn(ctx: ChaosContext, lb: string): Promise<string | undefin
   const states = await lbStates({
     dep: ctx.dep,
     hosts: ctx.conn.hosts,
-    roots: ctx.conn.roots,
     log: () => {},
   });
   return activeServer(states.get(lb) ?? [], 'mariadb');
@@ -154,8 +153,7 @@ async function answers(ctx: ChaosContext, address: string): Promise<boolean> {
 function hostDown(ctx: ChaosContext, host: string, expectProcesses: boolean): () => Promise<string> {
   return async () => {
     // Killed processes linger a moment (this machine's init reaps late): count the live ones, give them 5 s.
-    const live = async () =>
-      (await namespacePids(hostNs(ctx.lab.name, host))).filter((p) => isAlive(p)).length;
+    const live = async () => (await hostPids(ctx.lab.name, host)).filter((p) => isAlive(p)).length;
     const left = expectProcesses
       ? await live()
       : ((await within(5000, async () => ((await live()) === 0 ? 0 : undefined))) ?? (await live()));
@@ -182,7 +180,6 @@ function serverDown(ctx: ChaosContext, backend: string, server: string): () => P
       const states = await lbStates({
         dep: ctx.dep,
         hosts: ctx.conn.hosts,
-        roots: ctx.conn.roots,
         log: () => {},
       });
       const mine = [...states.values()].flat().filter((s) => s.backend === backend && s.server === server);
@@ -488,7 +485,7 @@ export const SCENARIOS: readonly Scenario[] = [
         { timeoutMs: 30_000 },
       );
       const { recoverGalera } = await import('../ops/recover.js');
-      const r = await recoverGalera(ctx.dep, ctx.conn.hosts, ctx.conn.roots, { log: ctx.log });
+      const r = await recoverGalera(ctx.dep, ctx.conn.hosts, { log: ctx.log });
       ctx.log(`recover galera: bootstrapped ${r.chosen} (${r.reason})`);
       await ctx.redeploy();
     },

@@ -21,8 +21,8 @@ export function registerKeystone(program: Command, cli: CliContext): void {
     const dep = cli.deployment();
     if (!keystoneEnabled(dep))
       throw new Error('Keystone is not deployed here (enable_keystone, [keystone] hosts)');
-    const { hosts, roots } = connect(dep);
-    return { dep, hosts, roots, log: (m: string) => console.log(m) };
+    const { hosts } = connect(dep);
+    return { dep, hosts, log: (m: string) => console.log(m) };
   };
   ks.command('rotate')
     .description(

@@ -239,11 +239,29 @@ labCmd
       return;
     }
     console.log(`lab ${s.name}: ${s.exists ? 'up' : 'not up'}; route ${s.route ?? 'none'}`);
+    if (!s.exists) return;
     for (const n of s.namespaces)
       console.log(
         `  ${n.ns.padEnd(18)} ${String(n.processes).padStart(3)} processes ${(n.rssKiB / 1024).toFixed(0).padStart(5)} MiB`,
       );
-    console.log(`  total ${(s.totalRssKiB / 1024).toFixed(0)} MiB resident`);
+    // Resident memory per daemon and host (a daemon's whole process group: uwsgi and its workers count as one).
+    const mib = (kib: number | undefined): string => (kib === undefined ? '-' : (kib / 1024).toFixed(0));
+    const names = [...new Set(s.namespaces.flatMap((n) => Object.keys(n.daemons)))].sort((a, b) =>
+      a === 'other' ? 1 : b === 'other' ? -1 : a.localeCompare(b),
+    );
+    const header = ['MiB resident', ...s.namespaces.map((n) => n.host), 'total'];
+    const rows = names.map((d) => [
+      d,
+      ...s.namespaces.map((n) => mib(n.daemons[d])),
+      mib(s.namespaces.reduce((t, n) => t + (n.daemons[d] ?? 0), 0)),
+    ]);
+    rows.push(['total', ...s.namespaces.map((n) => mib(n.rssKiB)), mib(s.totalRssKiB)]);
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const line = (r: string[]) =>
+      `  ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}`;
+    console.log('');
+    console.log(line(header));
+    for (const r of rows) console.log(line(r));
   });
 
 const requireLab = cli.requireLab;
@@ -253,9 +271,7 @@ const fault = labCmd
   .description('fault primitives: kill a service, crash a host, cut a link');
 fault
   .command('kill <host> <daemon>')
-  .description(
-    'signal one tracked daemon (mariadb, galera-health, rabbitmq, epmd, haproxy, keepalived, memcached)',
-  )
+  .description('signal one tracked daemon by its name (the names `lab status` lists for the host)')
   .option('-s, --signal <sig>', 'signal', 'SIGKILL')
   .action(async (host: string, daemon: string, o: { signal: string }) => {
     const ok = await labHost(requireLab(), host).signalDaemon(daemon, o.signal as NodeJS.Signals);

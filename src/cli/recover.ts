@@ -38,13 +38,13 @@ export function registerRecover(program: Command, cli: CliContext): void {
     .option('--json', 'print the result as JSON on stdout (progress goes to stderr)')
     .action(async (o: { bootstrapHost?: string; dryRun?: boolean; json?: boolean }) => {
       const dep = cli.deployment();
-      const { hosts, roots } = connect(dep);
+      const { hosts } = connect(dep);
       const log = (m: string): void => {
         if (o.json) console.error(m);
         else console.log(m);
       };
       try {
-        const r = await recoverGalera(dep, hosts, roots, {
+        const r = await recoverGalera(dep, hosts, {
           bootstrapHost: o.bootstrapHost,
           dryRun: o.dryRun === true,
           log,

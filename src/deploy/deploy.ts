@@ -69,8 +69,7 @@ export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise
       // A daemon behind HAProxy that restarts is drained from every load balancer first (src/deploy/drain.ts).
       const ctx: DeployContext = {
         dep,
-        hosts: drainingHosts({ dep, hosts: conn.hosts, roots: conn.roots, log }),
-        roots: conn.roots,
+        hosts: drainingHosts({ dep, hosts: conn.hosts, log }),
         log,
       };
       const rs = await step.run(ctx);
@@ -93,7 +92,7 @@ export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise
           opts.log?.(m);
         };
         const started = Date.now();
-        const putBack = await convergeLoadBalancers({ dep, hosts: conn.hosts, roots: conn.roots, log });
+        const putBack = await convergeLoadBalancers({ dep, hosts: conn.hosts, log });
         task.title = `every load balancer sees every server UP (${((Date.now() - started) / 1000).toFixed(1)} s${putBack.length > 0 ? `; put back ${putBack.join(', ')}` : ''})`;
       },
     });

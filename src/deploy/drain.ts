@@ -87,7 +87,7 @@ export async function convergeLoadBalancers(ctx: LbContext, timeoutMs = 90_000):
       if (s.status !== 'MAINT' && s.status !== 'DRAIN') continue;
       const host = ctx.hosts.get(lb);
       if (!host) continue;
-      await haproxySocket(host, ctx.roots.get(lb) ?? '', `set server ${s.backend}/${s.server} state ready`);
+      await haproxySocket(host, `set server ${s.backend}/${s.server} state ready`);
       changed.push(`${lb}: ${s.backend}/${s.server}`);
     }
   }
@@ -210,10 +210,6 @@ export class DrainingHost implements Host {
 
   get address(): string {
     return this.inner.address;
-  }
-
-  path(hostPath: string): string {
-    return this.inner.path(hostPath);
   }
 
   exec(argv: readonly string[], opts?: ExecOptions) {

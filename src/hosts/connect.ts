@@ -4,7 +4,6 @@ import type { Host } from './host.js';
 
 export interface Connection {
   readonly hosts: ReadonlyMap<string, Host>;
-  readonly roots: ReadonlyMap<string, string>;
 }
 
 /**
@@ -21,7 +20,6 @@ export function connect(dep: Deployment): Connection {
   const state = readLabState(lab);
   if (!state) throw new Error(`lab ${lab} is not up: run \`stackha lab up --name ${lab}\``);
   const hosts = new Map<string, Host>();
-  const roots = new Map<string, string>();
   const problems: string[] = [];
   for (const spec of dep.hosts) {
     const rec = state.hosts.find((h) => h.name === spec.name);
@@ -39,8 +37,7 @@ export function connect(dep: Deployment): Connection {
     }
     const h = labHost(state, spec.name);
     hosts.set(spec.name, h);
-    roots.set(spec.name, h.root);
   }
   if (problems.length > 0) throw new Error(problems.join('\n'));
-  return { hosts, roots };
+  return { hosts };
 }

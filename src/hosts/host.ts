@@ -18,16 +18,14 @@ export interface WriteOptions {
 }
 
 /**
- * Everything stackha does to a machine goes through a Host: the lab implementation runs in a network namespace
- * with its files under a per-host root directory; a real host would be reached over SSH with root `/`.
- * Paths given to a Host are host paths (`/etc/mysql/my.cnf`); `path()` turns one into the path on this machine.
+ * Everything stackha does to a machine goes through a Host: the lab implementation enters a lab host's own network,
+ * mount and UTS namespaces on this machine; a real host is reached over SSH. Paths given to a Host are host paths
+ * (`/etc/mysql/my.cnf`), the same in the lab and on a machine.
  */
 export interface Host {
   readonly name: string;
   /** The host's internal address. */
   readonly address: string;
-  /** The path on the machine where `hostPath` of this host lives (the lab prefixes the host's root). */
-  path(hostPath: string): string;
   /** Runs argv on the host; resolves with the result whatever the exit code. */
   exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
   /** Runs argv on the host; rejects with a CommandError naming the host when it exits non-zero. */

@@ -5,14 +5,17 @@ import {
   chownSync,
   closeSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
+  readdirSync,
+  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { posix } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
 import { BASE_ENV, CommandError, type ExecOptions, type ExecResult, execArgv } from '../util/exec.js';
 import { sleep } from '../util/wait.js';
@@ -30,7 +33,7 @@ export function commandDigest(spec: Pick<DaemonSpec, 'argv' | 'env'>): string {
     .slice(0, 16);
 }
 
-/** Owner name -> uid/gid from /etc/passwd (the lab shares the machine's users). */
+/** Owner name -> uid/gid from /etc/passwd (the lab's hosts share the machine's users: /etc is an overlay of it). */
 export function lookupUser(name: string): { uid: number; gid: number } {
   for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
     const f = line.split(':');
@@ -40,24 +43,127 @@ export function lookupUser(name: string): { uid: number; gid: number } {
   throw new Error(`no user ${name} on this machine`);
 }
 
+/** The namespace files of a lab host: its network namespace, and its mount and UTS namespaces. */
+export interface HostNamespaces {
+  readonly net: string;
+  readonly mnt: string;
+  readonly uts: string;
+}
+
+/** nsenter's arguments for entering all three of a host's namespaces (cwd becomes the host's /). */
+export function nsenterArgs(ns: HostNamespaces): string[] {
+  return [`--net=${ns.net}`, `--mount=${ns.mnt}`, `--uts=${ns.uts}`];
+}
+
+/** Thrown when a lab host is powered off (crashed): its files are out of reach until `lab fault poweron`. */
+export class HostDown extends Error {
+  readonly code = 'EHOSTDOWN';
+}
+
 /**
- * A lab host: a network namespace `<lab>-<host>` whose files live under `root` on this machine.
- * Commands run through `ip netns exec`, which also bind-mounts /etc/netns/<ns>/hosts over /etc/hosts.
+ * A host path resolved under a root on this machine (`/proc/<anchor>/root`), the way the host itself would resolve
+ * it: every symlink followed inside the host (an absolute target such as /var/run -> /run starts again at the host's
+ * root, not the machine's). A missing component ends the walk: the rest is appended as it is (to be created).
+ */
+export function resolveInRoot(root: string, hostPath: string, followLast = true): string {
+  if (!root.startsWith('/') || root === '/')
+    throw new Error(`lab host root must be an absolute path below /, got ${root}`);
+  const inRoot = (parts: string[]): string => (parts.length === 0 ? root : `${root}/${parts.join('/')}`);
+  let parts = posix.normalize(`/${hostPath}`).split('/').filter(Boolean);
+  let resolved: string[] = [];
+  for (let hops = 0; parts.length > 0; ) {
+    const part = parts[0] as string;
+    parts = parts.slice(1);
+    if (part === '..') {
+      // '..' at the host's / stays at /, as it does for a process inside the host.
+      resolved.pop();
+      continue;
+    }
+    if (part === '.') continue;
+    const candidate = inRoot([...resolved, part]);
+    let st: ReturnType<typeof lstatSync> | undefined;
+    try {
+      st = lstatSync(candidate);
+    } catch {
+      return inRoot([...resolved, part, ...parts]);
+    }
+    if (st.isSymbolicLink() && (parts.length > 0 || followLast)) {
+      if (++hops > 40) throw new Error(`too many symbolic links resolving ${hostPath}`);
+      const target = readlinkSync(candidate);
+      const tparts = target.split('/').filter(Boolean);
+      // An absolute link is absolute inside the host, never on this machine.
+      if (target.startsWith('/')) resolved = [];
+      parts = [...tparts, ...parts];
+      continue;
+    }
+    resolved.push(part);
+  }
+  return inRoot(resolved);
+}
+
+/**
+ * The root of the process `pid` as this machine sees it. Refuses a process in this machine's own mount namespace:
+ * its root is this machine's /, and writing a lab host's /etc/hosts there would overwrite the machine's.
+ */
+function rootOf(host: string, pid: number): string {
+  const own = readlinkSync('/proc/self/ns/mnt');
+  let theirs: string;
+  try {
+    theirs = readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch (e) {
+    throw new HostDown(`${host} is down: its anchor process ${pid} is gone (${(e as Error).message})`);
+  }
+  if (theirs === own)
+    throw new Error(
+      `${host}: anchor process ${pid} shares this machine's mount namespace; refusing to treat this machine's / as the host's`,
+    );
+  return `/proc/${pid}/root`;
+}
+
+/**
+ * A lab host: its own network, mount and UTS namespaces on this machine (src/lab/lab.ts). Commands and daemons run
+ * with nsenter in all three; its files are reached from here through /proc/<anchor>/root, where the anchor is a
+ * process kept inside the host, so a host path is the same path as on a real machine and no process is spawned per
+ * file.
  */
 export class LabHost implements Host {
+  private anchor: { pid: number; startTime: string } | undefined;
+
   constructor(
     readonly name: string,
     readonly address: string,
-    readonly namespace: string,
-    readonly root: string,
+    readonly namespaces: HostNamespaces,
+    private readonly anchorFile: string,
   ) {}
 
-  path(hostPath: string): string {
-    return join(this.root, hostPath);
+  /** The host's root as this machine sees it, or HostDown when the host is powered off. */
+  private root(): string {
+    if (this.anchor && isAlive(this.anchor.pid, this.anchor.startTime))
+      return rootOf(this.name, this.anchor.pid);
+    let rec: { pid: number; startTime: string } | undefined;
+    try {
+      const [pid, startTime] = readFileSync(this.anchorFile, 'utf8').trim().split(' ');
+      rec = { pid: Number(pid), startTime: startTime ?? '' };
+    } catch {
+      /* no anchor: down */
+    }
+    if (rec && isAlive(rec.pid, rec.startTime)) {
+      const root = rootOf(this.name, rec.pid);
+      this.anchor = rec;
+      return root;
+    }
+    throw new HostDown(
+      `${this.name} is down (powered off): its files are out of reach until it is powered on`,
+    );
+  }
+
+  /** Where a host path is on this machine right now (for code that must open it itself). */
+  machinePath(hostPath: string, followLast = true): string {
+    return resolveInRoot(this.root(), hostPath, followLast);
   }
 
   exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
-    return execArgv(['ip', 'netns', 'exec', this.namespace, ...argv], opts);
+    return execArgv(['nsenter', ...nsenterArgs(this.namespaces), '--', ...argv], opts);
   }
 
   async run(argv: readonly string[], opts?: ExecOptions): Promise<string> {
@@ -68,28 +174,36 @@ export class LabHost implements Host {
 
   async readFile(hostPath: string): Promise<string | undefined> {
     try {
-      return readFileSync(this.path(hostPath), 'utf8');
+      return readFileSync(this.machinePath(hostPath), 'utf8');
     } catch {
       return undefined;
     }
   }
 
+  /** Directories up to `hostPath`, each created traversable (0755) where missing. */
+  private mkdirs(hostPath: string): void {
+    const parts = posix.normalize(hostPath).split('/').filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const p = this.machinePath(`/${parts.slice(0, i).join('/')}`);
+      if (!existsSync(p)) mkdirSync(p, { mode: 0o755 });
+    }
+  }
+
   async writeFile(hostPath: string, content: string, opts: WriteOptions = {}): Promise<void> {
-    const target = this.path(hostPath);
-    mkdirSync(dirname(target), { recursive: true });
+    this.mkdirs(posix.dirname(hostPath));
     const owner = opts.owner ? lookupUser(opts.owner) : undefined;
-    writeFileAtomic(target, content, {
+    writeFileAtomic(this.machinePath(hostPath, false), content, {
       mode: opts.mode ?? 0o644,
       ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
     });
   }
 
   async mkdir(hostPath: string, opts: WriteOptions = {}): Promise<void> {
-    const target = this.path(hostPath);
     // Parents traversable by every daemon user; only the leaf gets the requested mode.
-    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+    this.mkdirs(posix.dirname(hostPath));
+    const target = this.machinePath(hostPath);
     // Created with (at most) its final mode, then given it exactly (the umask may have cut it).
-    mkdirSync(target, { recursive: true, mode: (opts.mode ?? 0o755) & 0o700 });
+    if (!existsSync(target)) mkdirSync(target, { mode: (opts.mode ?? 0o755) & 0o700 });
     chmodSync(target, opts.mode ?? 0o755);
     if (opts.owner) {
       const { uid, gid } = lookupUser(opts.owner);
@@ -98,34 +212,58 @@ export class LabHost implements Host {
   }
 
   async exists(hostPath: string): Promise<boolean> {
-    return existsSync(this.path(hostPath));
+    try {
+      return existsSync(this.machinePath(hostPath));
+    } catch (err) {
+      if (err instanceof HostDown) return false;
+      throw err;
+    }
   }
 
   async fileMode(hostPath: string): Promise<number | undefined> {
     try {
-      return statSync(this.path(hostPath)).mode & 0o777;
+      return statSync(this.machinePath(hostPath)).mode & 0o777;
     } catch {
       return undefined;
     }
   }
 
   async remove(hostPath: string): Promise<void> {
-    rmSync(this.path(hostPath), { recursive: true, force: true });
+    rmSync(this.machinePath(hostPath, false), { recursive: true, force: true });
   }
 
   private pidFile(name: string): string {
-    return this.path(`/run/stackha/${name}.pid`);
+    return `/run/stackha/${name}.pid`;
   }
 
   /** The daemon's record: pid, start time and a digest of the command line it was started with. */
   private readPid(name: string): { pid: number; startTime: string; command: string | undefined } | undefined {
+    let text: string;
     try {
-      const [pid, startTime, command] = readFileSync(this.pidFile(name), 'utf8').trim().split(' ');
-      if (!pid || !startTime) return undefined;
-      return { pid: Number(pid), startTime, command };
+      text = readFileSync(this.machinePath(this.pidFile(name)), 'utf8');
     } catch {
       return undefined;
     }
+    const [pid, startTime, command] = text.trim().split(' ');
+    if (!pid || !startTime) return undefined;
+    return { pid: Number(pid), startTime, command };
+  }
+
+  /** Every tracked daemon running on the host now, by name (the pid files stackha keeps), for memory accounting. */
+  runningDaemons(): { name: string; pid: number }[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.machinePath('/run/stackha')).filter((f) => f.endsWith('.pid'));
+    } catch {
+      return [];
+    }
+    const out: { name: string; pid: number }[] = [];
+    for (const f of names) {
+      const name = f.slice(0, -'.pid'.length);
+      const rec = this.readPid(name);
+      if (rec && isAlive(rec.pid, rec.startTime)) out.push({ name, pid: rec.pid });
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /**
@@ -143,13 +281,12 @@ export class LabHost implements Host {
         );
       return rec.pid;
     }
-    const log = this.path(spec.logFile);
-    mkdirSync(dirname(log), { recursive: true });
-    mkdirSync(dirname(this.pidFile(spec.name)), { recursive: true });
-    const fd = openSync(log, 'a', 0o640);
+    this.mkdirs(posix.dirname(spec.logFile));
+    this.mkdirs(posix.dirname(this.pidFile(spec.name)));
+    const fd = openSync(this.machinePath(spec.logFile), 'a', 0o640);
     try {
       // detached: the daemon leads its own session and process group, so it is ended by pgid, never by name.
-      const child = spawn('ip', ['netns', 'exec', this.namespace, ...spec.argv], {
+      const child = spawn('nsenter', [...nsenterArgs(this.namespaces), '--', ...spec.argv], {
         detached: true,
         stdio: ['ignore', fd, fd],
         // A clean, explicit environment: nothing of the operator's shell (OS_PASSWORD, a pyenv PATH) leaks in.
@@ -158,8 +295,21 @@ export class LabHost implements Host {
       const pid = child.pid;
       if (pid === undefined) throw new Error(`${this.name}: could not start ${spec.name}`);
       child.unref();
+      // nsenter does not fork: the pid is the daemon's. Until its setns calls are done it is still in the root
+      // namespaces for a few milliseconds: wait, so nothing counting the host's processes can miss it.
+      const want = `mnt:[${statSync(this.namespaces.mnt).ino}]`;
+      for (let i = 0; i < 200; i++) {
+        let now: string | undefined;
+        try {
+          now = readlinkSync(`/proc/${pid}/ns/mnt`);
+        } catch {
+          break; // exited already: its log says why, the caller's wait reports it
+        }
+        if (now === want) break;
+        await sleep(5);
+      }
       const st = procStat(pid);
-      writeFileSync(this.pidFile(spec.name), `${pid} ${st?.startTime ?? '0'} ${command}\n`);
+      writeFileSync(this.machinePath(this.pidFile(spec.name)), `${pid} ${st?.startTime ?? '0'} ${command}\n`);
       return pid;
     } finally {
       closeSync(fd);
@@ -167,7 +317,13 @@ export class LabHost implements Host {
   }
 
   async daemonPid(name: string): Promise<number | undefined> {
-    const rec = this.readPid(name);
+    let rec: ReturnType<LabHost['readPid']>;
+    try {
+      rec = this.readPid(name);
+    } catch (err) {
+      if (err instanceof HostDown) return undefined;
+      throw err;
+    }
     if (!rec) return undefined;
     return isAlive(rec.pid, rec.startTime) ? rec.pid : undefined;
   }
@@ -182,33 +338,40 @@ export class LabHost implements Host {
     name: string,
     opts: { signal?: NodeJS.Signals; timeoutMs?: number } = {},
   ): Promise<boolean> {
-    const rec = this.readPid(name);
+    let rec: ReturnType<LabHost['readPid']>;
+    try {
+      rec = this.readPid(name);
+    } catch (err) {
+      if (err instanceof HostDown) return false;
+      throw err;
+    }
     if (!rec || !isAlive(rec.pid, rec.startTime)) {
-      rmSync(this.pidFile(name), { force: true });
+      rmSync(this.machinePath(this.pidFile(name)), { force: true });
       return false;
     }
+    const { pid, startTime } = rec;
     // Gone means the leader and every process of its group (uwsgi's workers, a mariadbd's SST helpers).
-    const gone = (): boolean => !isAlive(rec.pid, rec.startTime) && groupMembers(rec.pid).length === 0;
-    signalGroup(rec.pid, opts.signal ?? 'SIGTERM');
+    const gone = (): boolean => !isAlive(pid, startTime) && groupMembers(pid).length === 0;
+    signalGroup(pid, opts.signal ?? 'SIGTERM');
     const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
     while (!gone() && Date.now() < deadline) await sleep(100);
     if (!gone()) {
-      signalGroup(rec.pid, 'SIGKILL');
+      signalGroup(pid, 'SIGKILL');
       const killDeadline = Date.now() + KILL_WAIT_MS;
       while (!gone() && Date.now() < killDeadline) await sleep(100);
       if (!gone()) {
-        const left = [rec.pid, ...groupMembers(rec.pid)].filter((p, i, a) => a.indexOf(p) === i);
+        const left = [pid, ...groupMembers(pid)].filter((p, i, a) => a.indexOf(p) === i);
         throw new Error(
           `${this.name}: ${name} is still running ${KILL_WAIT_MS / 1000} s after SIGKILL (pids ${left.join(', ')})`,
         );
       }
     }
-    rmSync(this.pidFile(name), { force: true });
+    rmSync(this.machinePath(this.pidFile(name)), { force: true });
     return true;
   }
 
   async tcpConnect(address: string, port: number, timeoutMs = 2000): Promise<boolean> {
-    // The bound covers the connect; starting `ip netns exec` and bash gets its own second on a busy machine.
+    // The bound covers the connect; starting nsenter and bash gets its own second on a busy machine.
     const secs = (timeoutMs / 1000 + 1).toFixed(1);
     const r = await this.exec(['timeout', secs, 'bash', '-c', `exec 3<>/dev/tcp/${address}/${port}`], {
       timeoutMs: timeoutMs + 2000,

@@ -1,9 +1,26 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+// The embedded lab: hosts as namespaces on this machine. Each host (and the client) has its own network namespace on
+// the lab's switch, and its own mount and UTS namespaces in which its own directories sit over the real paths: /etc,
+// /root, /srv and /var are overlays over the machine's (writes are the host's own), /run, /tmp and /dev/shm are fresh
+// tmpfs (empty at every boot), /sys shows its own network devices, and it has its own host name. So a host path is
+// the same path in the lab and on a machine, and what OpenStack's packages hard-code (/etc/nova, /var/lib/nova,
+// /run/netns, /var/lock) is per host. Measured on this machine: /work/notes/mount-namespaces.md.
+import { spawn } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { LabHost } from '../hosts/lab.js';
-import { isAlive, procStat } from '../hosts/proc.js';
-import { quoted } from '../inventory/errors.js';
-import { execArgv, execOrThrow } from '../util/exec.js';
+import { LabHost, nsenterArgs } from '../hosts/lab.js';
+import { groupMembers, isAlive, procStat } from '../hosts/proc.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { BASE_ENV, execArgv, execOrThrow } from '../util/exec.js';
 import { sleep } from '../util/wait.js';
 
 export const DEFAULT_LAB = 'stackha';
@@ -24,18 +41,25 @@ export interface LabState {
   readonly client: LabHostRecord;
 }
 
-export const labStateDir = (lab: string): string => `/var/lib/stackha/labs/${lab}`;
+/** Every lab's state: lab.json, and each host's overlay layers (hidden inside every host). */
+export const LABS_DIR = '/var/lib/stackha/labs';
+export const labStateDir = (lab: string): string => join(LABS_DIR, lab);
 /** Where the lab's inventory lives; kept across `lab down` so a user's edits survive (remove with --purge). */
 export const labConfigDir = (lab: string): string => `/etc/stackha/${lab}`;
-export const hostRoot = (lab: string, host: string): string => join(labStateDir(lab), 'hosts', host);
+/** A host's persistent layers on the machine: <layer>/{upper,work} for /etc, /var, /root, /srv. */
+export const hostStateDir = (lab: string, host: string): string => join(labStateDir(lab), 'hosts', host);
+/** The lab's runtime files on the machine: namespace files (a private bind mount) and each host's anchor. */
+export const labRunDir = (lab: string): string => `/run/stackha/labs/${lab}`;
+export const nsFileDir = (lab: string): string => join(labRunDir(lab), 'ns');
 export const switchNs = (lab: string): string => `${lab}-sw`;
 export const hostNs = (lab: string, host: string): string => `${lab}-${host}`;
 export const clientNs = (lab: string): string => `${lab}-client`;
+export const CLIENT = 'client';
 
 export function validateLabName(name: string): void {
   if (!LAB_NAME.test(name)) {
     throw new Error(
-      `lab name ${quoted(name)}: 1-8 characters, a lowercase letter then lowercase letters or digits`,
+      `lab name "${name}": 1-8 characters, a lowercase letter then lowercase letters or digits`,
     );
   }
 }
@@ -57,20 +81,35 @@ export function readLabState(lab: string): LabState | undefined {
   }
 }
 
+/** The namespace files of a lab host (or the client). */
+export function hostNamespaces(lab: string, host: string): { net: string; mnt: string; uts: string } {
+  return {
+    net: `/run/netns/${host === CLIENT ? clientNs(lab) : hostNs(lab, host)}`,
+    mnt: join(nsFileDir(lab), `${host}.mnt`),
+    uts: join(nsFileDir(lab), `${host}.uts`),
+  };
+}
+
+const anchorFile = (lab: string, host: string): string => join(labRunDir(lab), 'anchors', host);
+
+function makeHost(state: LabState, rec: LabHostRecord): LabHost {
+  return new LabHost(
+    rec.name,
+    rec.address,
+    hostNamespaces(state.name, rec.name),
+    anchorFile(state.name, rec.name),
+  );
+}
+
 export function labHost(state: LabState, name: string): LabHost {
   const rec = state.hosts.find((h) => h.name === name);
   if (!rec) throw new Error(`lab ${state.name} has no host ${name}`);
-  return new LabHost(rec.name, rec.address, hostNs(state.name, rec.name), hostRoot(state.name, rec.name));
+  return makeHost(state, rec);
 }
 
 /** The client namespace, where probes and load run: nothing of the lab is contacted from the root namespace. */
 export function labClient(state: LabState): LabHost {
-  return new LabHost(
-    'client',
-    state.client.address,
-    clientNs(state.name),
-    join(labStateDir(state.name), 'client'),
-  );
+  return makeHost(state, state.client);
 }
 
 async function ip(...args: string[]): Promise<string> {
@@ -90,13 +129,68 @@ async function routeFor(prefix: string): Promise<string | undefined> {
   return out.trim() || undefined;
 }
 
-function hostsFile(state: LabState): string {
+function hostsFile(state: LabState, self: string): string {
   const lines = ['127.0.0.1 localhost', '::1 localhost ip6-localhost ip6-loopback'];
   for (const h of state.hosts) lines.push(`${h.address} ${h.name}`);
-  lines.push(`${state.client.address} client`);
+  lines.push(`${state.client.address} ${CLIENT}`);
+  if (self === CLIENT) lines.push(`127.0.1.1 ${CLIENT}`);
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * What the first process of a host's new mount and UTS namespaces runs (already in the host's network namespace):
+ * its name, its own layers over the machine's directories, fresh volatile state, its own sysfs, the lab state hidden.
+ */
+const SETUP = `set -eu
+H=$1; S=$2; HIDE=$3
+hostname "$H"
+# Nothing inherited under /run (the machine's /run/netns and its namespace files), no other namespace file held.
+for t in $(findmnt -rn -o TARGET | grep -E "^/run(/|$)" | sort -r); do umount -l "$t"; done
+for t in $(findmnt -rn -t nsfs -o TARGET | sort -r); do umount -l "$t"; done
+O=redirect_dir=on
+mount -t overlay overlay -o "$O,lowerdir=/etc,upperdir=$S/etc/upper,workdir=$S/etc/work" /etc
+# The machine's lab inventories and passwords are not the host's: its own /etc/stackha instead.
+mkdir -p /etc/stackha
+mount --bind "$S/stackha-etc" /etc/stackha
+mount -t overlay overlay -o "$O,lowerdir=/root,upperdir=$S/root/upper,workdir=$S/root/work" /root
+mount -t overlay overlay -o "$O,lowerdir=/srv,upperdir=$S/srv/upper,workdir=$S/srv/work" /srv
+# /var last: the upper directories live under it on the machine, and an overlay is no upper directory.
+mount -t overlay overlay -o "$O,lowerdir=/var,upperdir=$S/var/upper,workdir=$S/var/work" /var
+mount -t tmpfs -o mode=0755,nosuid,nodev,size=256m tmpfs /run
+mount -t tmpfs -o mode=1777,nosuid,nodev,size=1g tmpfs /tmp
+mount -t tmpfs -o mode=1777,nosuid,nodev,size=256m tmpfs /dev/shm
+umount -l /sys
+mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+# Every host's layers sit in the machine's /var: no host may reach them.
+mount -t tmpfs -o ro,mode=0755,size=4k tmpfs "$HIDE"
+# Mounts the host makes later (ip netns add) reach the processes it starts (ip netns exec), never the machine.
+mount --make-rshared /
+`;
+
+/** What a boot does to /run: the directories Debian's packages expect, and stackha's own. */
+const BOOT_RUN = `install -d -m 1777 /run/lock
+if command -v systemd-tmpfiles >/dev/null; then systemd-tmpfiles --create --prefix=/run >/dev/null 2>&1 || true; fi
+install -d -m 0755 /run/stackha /run/netns`;
+
+/** A reboot of the volatile state: every mount under /run detached (the host's own namespaces too), fresh tmpfs. */
+const REBOOT = `for t in $(findmnt -rn -o TARGET | grep -E "^/run(/|$)" | sort -r); do umount -l "$t"; done
+mount -t tmpfs -o mode=0755,nosuid,nodev,size=256m tmpfs /run
+umount -l /tmp; mount -t tmpfs -o mode=1777,nosuid,nodev,size=1g tmpfs /tmp
+umount -l /dev/shm; mount -t tmpfs -o mode=1777,nosuid,nodev,size=256m tmpfs /dev/shm`;
+
+/** The ns-file directory must be a private mount: a mount namespace file cannot be bound onto a shared one. */
+async function ensureNsFileDir(lab: string): Promise<void> {
+  const dir = nsFileDir(lab);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  mkdirSync(join(labRunDir(lab), 'anchors'), { recursive: true, mode: 0o755 });
+  const r = await execArgv(['mountpoint', '-q', dir], { timeoutMs: 5000 });
+  if (r.code !== 0) {
+    await execOrThrow(['mount', '--bind', dir, dir], 'lab', { timeoutMs: 10_000 });
+    await execOrThrow(['mount', '--make-private', dir], 'lab', { timeoutMs: 10_000 });
+  }
+}
+
+/** The network namespace of a host, wired to the lab's switch. */
 async function addNode(state: LabState, ns: string, veth: string, address: string): Promise<void> {
   const sw = switchNs(state.name);
   await ip('netns', 'add', ns);
@@ -105,14 +199,123 @@ async function addNode(state: LabState, ns: string, veth: string, address: strin
   await ip('-n', ns, 'link', 'set', 'lo', 'up');
   await ip('-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0');
   await ip('-n', ns, 'link', 'set', 'eth0', 'up');
-  // Every haproxy binds the VIP whether or not its host holds it.
+  // Every haproxy binds the VIP whether or not its host holds it (a sysctl of the network namespace).
   await execOrThrow(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_nonlocal_bind=1'], 'lab');
 }
 
+/** A host's mount and UTS namespaces with its layers, kept alive by their namespace files. */
+async function createHostNamespaces(lab: string, host: string): Promise<void> {
+  const ns = hostNamespaces(lab, host);
+  const dir = hostStateDir(lab, host);
+  for (const layer of ['etc', 'var', 'root', 'srv'])
+    for (const sub of ['upper', 'work']) mkdirSync(join(dir, layer, sub), { recursive: true });
+  mkdirSync(join(dir, 'stackha-etc'), { recursive: true, mode: 0o755 });
+  for (const f of [ns.mnt, ns.uts]) if (!existsSync(f)) writeFileSync(f, '');
+  await execOrThrow(
+    [
+      'nsenter',
+      `--net=${ns.net}`,
+      'unshare',
+      `--mount=${ns.mnt}`,
+      `--uts=${ns.uts}`,
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      SETUP,
+      'setup',
+      host,
+      dir,
+      LABS_DIR,
+    ],
+    `lab host ${host}`,
+    { timeoutMs: 30_000 },
+  );
+}
+
+/** The inode of a namespace file: what /proc/PID/ns/<kind> of a process inside reads as `kind:[inode]`. */
+function nsInode(file: string): number | undefined {
+  try {
+    return statSync(file).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when a process is in the given mount namespace (a freshly spawned one is still in the root's a moment). */
+function inMountNs(pid: number, file: string): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/mnt`) === `mnt:[${nsInode(file)}]`;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Brings a lab up: a switch namespace with a bridge, one namespace per host and a client namespace, names in
- * per-namespace hosts files, and a blackhole route for the subnet in the root namespace. Idempotent for an
- * existing lab of the same shape.
+ * A host's boot: /run laid out, its anchor started (a process inside the host through which stackha reads and writes
+ * the host's files: /proc/<anchor>/root), its /etc/hosts and /etc/hostname written.
+ */
+async function bootHost(state: LabState, host: string): Promise<void> {
+  const ns = hostNamespaces(state.name, host);
+  await execOrThrow(['nsenter', ...nsenterArgs(ns), '--', 'sh', '-c', BOOT_RUN], `lab host ${host}`, {
+    timeoutMs: 30_000,
+  });
+  const child = spawn('nsenter', [...nsenterArgs(ns), '--', 'sleep', 'infinity'], {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...BASE_ENV },
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`lab host ${host}: could not start its anchor`);
+  child.unref();
+  for (let i = 0; i < 200 && !inMountNs(pid, ns.mnt); i++) await sleep(10);
+  if (!inMountNs(pid, ns.mnt))
+    throw new Error(`lab host ${host}: its anchor did not enter the host's namespaces`);
+  writeFileSync(anchorFile(state.name, host), `${pid} ${procStat(pid)?.startTime ?? '0'}\n`);
+  writeHostsFile(state, host);
+}
+
+/** A host's /etc/hosts and /etc/hostname (in its own /etc): every lab host by name, and the client. */
+function writeHostsFile(state: LabState, host: string): void {
+  const h = makeHost(
+    state,
+    host === CLIENT ? state.client : (state.hosts.find((x) => x.name === host) as LabHostRecord),
+  );
+  writeFileAtomic(h.machinePath('/etc/hosts'), hostsFile(state, host), { mode: 0o644 });
+  writeFileAtomic(h.machinePath('/etc/hostname'), `${host}\n`, { mode: 0o644 });
+}
+
+function writeHostsFiles(state: LabState): void {
+  for (const h of [...state.hosts.map((x) => x.name), CLIENT])
+    if (anchorAlive(state.name, h)) writeHostsFile(state, h);
+}
+
+function anchorAlive(lab: string, host: string): boolean {
+  try {
+    const [pid, start] = readFileSync(anchorFile(lab, host), 'utf8').trim().split(' ');
+    return isAlive(Number(pid), start);
+  } catch {
+    return false;
+  }
+}
+
+/** A whole host (or the client): network namespace on the switch, mount and UTS namespaces, booted. */
+async function addHost(state: LabState, host: string, address: string): Promise<void> {
+  const ns = host === CLIENT ? clientNs(state.name) : hostNs(state.name, host);
+  if (!(await listNamespaces()).includes(ns)) await addNode(state, ns, `v${host}`, address);
+  const files = hostNamespaces(state.name, host);
+  if (!(await isMountPoint(files.mnt))) await createHostNamespaces(state.name, host);
+  if (!anchorAlive(state.name, host)) await bootHost(state, host);
+}
+
+async function isMountPoint(path: string): Promise<boolean> {
+  if (!existsSync(path)) return false;
+  return (await execArgv(['mountpoint', '-q', path], { timeoutMs: 5000 })).code === 0;
+}
+
+/**
+ * Brings a lab up: a switch namespace with a bridge, one host per inventory host and a client, each with its own
+ * namespaces and names, and a blackhole route for the subnet in the root namespace. Idempotent for an existing lab.
  */
 export async function labUp(opts: { name: string; hostCount: number; subnet: string }): Promise<LabState> {
   validateLabName(opts.name);
@@ -138,7 +341,7 @@ export async function labUp(opts: { name: string; hostCount: number; subnet: str
     name: opts.name,
     prefix,
     hosts: merged,
-    client: { name: 'client', address: `${prefix}.200` },
+    client: { name: CLIENT, address: `${prefix}.200` },
   };
 
   const route = await routeFor(prefix);
@@ -151,9 +354,8 @@ export async function labUp(opts: { name: string; hostCount: number; subnet: str
   // The safety net goes in first: from here on, nothing for this subnet can leave the machine.
   if (!route) await ip('route', 'add', 'blackhole', `${prefix}.0/24`);
 
-  const present = new Set(await listNamespaces());
   const sw = switchNs(opts.name);
-  if (!present.has(sw)) {
+  if (!(await listNamespaces()).includes(sw)) {
     await ip('netns', 'add', sw);
     await ip('-n', sw, 'link', 'set', 'lo', 'up');
     await ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
@@ -176,30 +378,13 @@ export async function labUp(opts: { name: string; hostCount: number; subnet: str
   }
   // Traversable: daemons drop to their own users (mysql, memcache). Secrets are protected file by file (0600).
   mkdirSync(labStateDir(opts.name), { recursive: true, mode: 0o755 });
-  for (const dir of ['/var/lib/stackha', '/var/lib/stackha/labs', labStateDir(opts.name)])
-    chmodSync(dir, 0o755);
-  for (const h of state.hosts) {
-    const ns = hostNs(opts.name, h.name);
-    if (!present.has(ns)) await addNode(state, ns, `v${h.name}`, h.address);
-    mkdirSync(hostRoot(opts.name, h.name), { recursive: true });
-  }
-  if (!present.has(clientNs(opts.name)))
-    await addNode(state, clientNs(opts.name), 'vclient', state.client.address);
-  mkdirSync(join(labStateDir(opts.name), 'client'), { recursive: true });
-  writeHostsFiles(state);
+  for (const dir of ['/var/lib/stackha', LABS_DIR, labStateDir(opts.name)]) chmodSync(dir, 0o755);
   writeFileSync(join(labStateDir(opts.name), 'lab.json'), `${JSON.stringify(state, null, 2)}\n`);
+  await ensureNsFileDir(opts.name);
+  for (const h of state.hosts) await addHost(state, h.name, h.address);
+  await addHost(state, CLIENT, state.client.address);
+  writeHostsFiles(state);
   return state;
-}
-
-/**
- * Every namespace's hosts file, written in place: `ip netns exec` bind-mounts the file, so a daemon started earlier
- * keeps seeing this inode (a rename would leave it on the old one) and learns the names of hosts added later.
- */
-function writeHostsFiles(state: LabState): void {
-  for (const ns of [...state.hosts.map((h) => hostNs(state.name, h.name)), clientNs(state.name)]) {
-    mkdirSync(`/etc/netns/${ns}`, { recursive: true });
-    writeFileSync(`/etc/netns/${ns}/hosts`, hostsFile(state));
-  }
 }
 
 /** The name and address a lab's next host gets: the lowest free ctlN, at .(10+N). */
@@ -214,8 +399,8 @@ export function nextLabHost(state: Pick<LabState, 'prefix' | 'hosts'>): LabHostR
 }
 
 /**
- * Grows a lab by one host (`stackha lab add-host`): a new namespace on the lab's switch at the next free address,
- * and its name in every namespace's hosts file. It runs nothing: `stackha scale add` deploys onto it.
+ * Grows a lab by one host (`stackha lab add-host`): a new host at the next free address, and its name in every host's
+ * /etc/hosts. It runs nothing: `stackha scale add` deploys onto it.
  */
 export async function labAddHost(lab: string): Promise<{ state: LabState; host: LabHostRecord }> {
   validateLabName(lab);
@@ -224,49 +409,60 @@ export async function labAddHost(lab: string): Promise<{ state: LabState; host: 
   if (state.hosts.length >= 9) throw new Error(`lab ${lab} has ${state.hosts.length} hosts: 9 at most`);
   const host = nextLabHost(state);
   const next: LabState = { ...state, hosts: [...state.hosts, host] };
-  const ns = hostNs(lab, host.name);
-  if (!(await listNamespaces()).includes(ns)) await addNode(next, ns, `v${host.name}`, host.address);
-  mkdirSync(hostRoot(lab, host.name), { recursive: true });
-  writeHostsFiles(next);
   writeFileSync(join(labStateDir(lab), 'lab.json'), `${JSON.stringify(next, null, 2)}\n`);
+  await addHost(next, host.name, host.address);
+  writeHostsFiles(next);
   return { state: next, host };
 }
 
 /**
- * Shrinks a lab by one host (`stackha lab remove-host`): every process of its namespace ended, the namespace (and so
- * its link on the switch), its hosts file and its data removed, its name dropped from the other hosts files.
+ * Shrinks a lab by one host (`stackha lab remove-host`): every process of it ended, its namespaces (and so its link on
+ * the switch) and its data removed, its name dropped from the other hosts' /etc/hosts.
  */
 export async function labRemoveHost(lab: string, host: string): Promise<LabState> {
   validateLabName(lab);
   const state = readLabState(lab);
   if (!state) throw new Error(`lab ${lab} is not up`);
   labHost(state, host);
-  const ns = hostNs(lab, host);
-  if ((await listNamespaces()).includes(ns)) {
-    await endNamespaceProcesses(ns);
-    await execArgv(['ip', 'netns', 'del', ns], { timeoutMs: 10_000 });
-  }
-  rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
-  rmSync(hostRoot(lab, host), { recursive: true, force: true });
+  await destroyHost(lab, host);
   const next: LabState = { ...state, hosts: state.hosts.filter((h) => h.name !== host) };
-  writeHostsFiles(next);
   writeFileSync(join(labStateDir(lab), 'lab.json'), `${JSON.stringify(next, null, 2)}\n`);
+  writeHostsFiles(next);
   return next;
 }
 
-/** Pids of every process inside a namespace (the only safe way to find "every process of a host"). */
-export async function namespacePids(ns: string): Promise<number[]> {
-  const r = await execArgv(['ip', 'netns', 'pids', ns], { timeoutMs: 10_000 });
-  if (r.code !== 0) return [];
-  return r.stdout
-    .split('\n')
-    .map((l) => Number(l.trim()))
-    .filter((n) => Number.isInteger(n) && n > 0);
+/**
+ * Every process of a host: those in its UTS namespace (this includes processes inside network namespaces the host
+ * made itself, as neutron's `ip netns exec qrouter-x` does, which its network namespace does not list) and those in
+ * its network namespace. Found by namespace membership, never by name.
+ */
+export async function hostPids(lab: string, host: string): Promise<number[]> {
+  const ns = hostNamespaces(lab, host);
+  const out = new Set<number>();
+  const r = await execArgv(['ip', 'netns', 'pids', ns.net.replace('/run/netns/', '')], { timeoutMs: 10_000 });
+  if (r.code === 0)
+    for (const l of r.stdout.split('\n')) {
+      const n = Number(l.trim());
+      if (Number.isInteger(n) && n > 0) out.add(n);
+    }
+  const uts = nsInode(ns.uts);
+  if (uts !== undefined) {
+    const want = `uts:[${uts}]`;
+    for (const e of readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      try {
+        if (readlinkSync(`/proc/${e}/ns/uts`) === want) out.add(Number(e));
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+  return [...out].sort((a, b) => a - b);
 }
 
-/** Kills every process of a namespace: a host losing power. */
-export async function killNamespace(ns: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<number> {
-  const pids = await namespacePids(ns);
+/** Kills every process of a host: a host losing power. Resolves with how many there were. */
+async function killHost(lab: string, host: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<number> {
+  const pids = await hostPids(lab, host);
   for (const pid of pids) {
     try {
       process.kill(pid, signal);
@@ -277,8 +473,9 @@ export async function killNamespace(ns: string, signal: NodeJS.Signals = 'SIGKIL
   return pids.length;
 }
 
-async function endNamespaceProcesses(ns: string): Promise<void> {
-  const pids = await namespacePids(ns);
+/** Ends every process of a host: SIGTERM, a grace period, then SIGKILL; by pid only. */
+async function endHostProcesses(lab: string, host: string): Promise<void> {
+  const pids = await hostPids(lab, host);
   const start = new Map(pids.map((p) => [p, procStat(p)?.startTime]));
   for (const pid of pids) {
     try {
@@ -298,24 +495,55 @@ async function endNamespaceProcesses(ns: string): Promise<void> {
       }
     }
   }
+  const killDeadline = Date.now() + 5000;
+  while (pids.some((p) => isAlive(p, start.get(p))) && Date.now() < killDeadline) await sleep(100);
 }
 
-/** Takes a lab down: every process (by namespace membership), namespace, hosts file, route and host data. */
+/**
+ * A host taken apart, in the only order that frees everything: its processes ended (nothing else frees a namespace),
+ * its namespace files unmounted and unlinked (the kernel then tears down every mount inside, and unlinking detaches
+ * the copies other mount namespaces hold), its network namespace deleted, its layers removed.
+ */
+async function destroyHost(lab: string, host: string): Promise<void> {
+  await endHostProcesses(lab, host);
+  const ns = hostNamespaces(lab, host);
+  for (const f of [ns.mnt, ns.uts]) {
+    if (await isMountPoint(f)) await execArgv(['umount', f], { timeoutMs: 10_000 });
+    rmSync(f, { force: true });
+  }
+  rmSync(anchorFile(lab, host), { force: true });
+  const name = ns.net.replace('/run/netns/', '');
+  if ((await listNamespaces()).includes(name))
+    await execArgv(['ip', 'netns', 'del', name], { timeoutMs: 10_000 });
+  rmSync(hostStateDir(lab, host), { recursive: true, force: true });
+}
+
+/** Takes a lab down: every process, namespace, mount, route and host layer. */
 export async function labDown(name: string, opts: { purge?: boolean } = {}): Promise<string[]> {
   validateLabName(name);
   const done: string[] = [];
   const state = readLabState(name);
-  const namespaces = (await listNamespaces()).filter((ns) => ns.startsWith(`${name}-`));
-  for (const ns of namespaces) await endNamespaceProcesses(ns);
-  for (const ns of namespaces) {
-    await execArgv(['ip', 'netns', 'del', ns], { timeoutMs: 10_000 });
-    done.push(`namespace ${ns}`);
+  // Every host the state names, and any leftover namespace or namespace file of this lab.
+  const hosts = new Set<string>([...(state?.hosts.map((h) => h.name) ?? []), CLIENT]);
+  for (const ns of await listNamespaces())
+    if (ns.startsWith(`${name}-`) && ns !== switchNs(name)) hosts.add(ns.slice(name.length + 1));
+  if (existsSync(nsFileDir(name)))
+    for (const f of readdirSync(nsFileDir(name))) hosts.add(f.replace(/\.(mnt|uts)$/, ''));
+  for (const h of hosts) {
+    const had = (await listNamespaces()).includes(h === CLIENT ? clientNs(name) : hostNs(name, h));
+    await destroyHost(name, h);
+    if (had) done.push(`host ${h}`);
   }
-  if (existsSync('/etc/netns')) {
-    for (const d of readdirSync('/etc/netns')) {
+  if ((await listNamespaces()).includes(switchNs(name))) {
+    await execArgv(['ip', 'netns', 'del', switchNs(name)], { timeoutMs: 10_000 });
+    done.push(`namespace ${switchNs(name)}`);
+  }
+  if (await isMountPoint(nsFileDir(name))) await execArgv(['umount', nsFileDir(name)], { timeoutMs: 10_000 });
+  rmSync(labRunDir(name), { recursive: true, force: true });
+  // Hosts files of the labs before they had mount namespaces.
+  if (existsSync('/etc/netns'))
+    for (const d of readdirSync('/etc/netns'))
       if (d.startsWith(`${name}-`)) rmSync(`/etc/netns/${d}`, { recursive: true, force: true });
-    }
-  }
   if (state) {
     const route = await routeFor(state.prefix);
     if (route?.startsWith('blackhole')) {
@@ -331,7 +559,14 @@ export async function labDown(name: string, opts: { purge?: boolean } = {}): Pro
 export interface LabStatus {
   readonly name: string;
   readonly exists: boolean;
-  readonly namespaces: readonly { ns: string; processes: number; rssKiB: number }[];
+  readonly namespaces: readonly {
+    ns: string;
+    host: string;
+    processes: number;
+    rssKiB: number;
+    /** Resident memory of each tracked daemon's process group; what no daemon owns is `other`. */
+    daemons: Record<string, number>;
+  }[];
   readonly route: string | undefined;
   readonly totalRssKiB: number;
 }
@@ -349,9 +584,26 @@ export async function labStatus(name: string): Promise<LabStatus> {
   validateLabName(name);
   const state = readLabState(name);
   const namespaces = [];
-  for (const ns of (await listNamespaces()).filter((n) => n.startsWith(`${name}-`)).sort()) {
-    const pids = await namespacePids(ns);
-    namespaces.push({ ns, processes: pids.length, rssKiB: pids.reduce((s, p) => s + rssKiB(p), 0) });
+  for (const h of [...(state?.hosts.map((x) => x.name) ?? []), ...(state ? [CLIENT] : [])]) {
+    const pids = await hostPids(name, h);
+    const daemons: Record<string, number> = {};
+    const owned = new Set<number>();
+    if (state && h !== CLIENT && anchorAlive(name, h)) {
+      for (const d of labHost(state, h).runningDaemons()) {
+        const members = groupMembers(d.pid);
+        for (const p of members) owned.add(p);
+        daemons[d.name] = members.reduce((s, p) => s + rssKiB(p), 0);
+      }
+    }
+    const other = pids.filter((p) => !owned.has(p)).reduce((s, p) => s + rssKiB(p), 0);
+    if (other > 0) daemons.other = other;
+    namespaces.push({
+      ns: h === CLIENT ? clientNs(name) : hostNs(name, h),
+      host: h,
+      processes: pids.length,
+      rssKiB: pids.reduce((s, p) => s + rssKiB(p), 0),
+      daemons,
+    });
   }
   const route = state ? await routeFor(state.prefix) : undefined;
   return {
@@ -370,20 +622,30 @@ export async function setLink(state: LabState, host: string, up: boolean): Promi
 }
 
 /**
- * A host losing power: every process of it killed and its link dead. Its kernel state (a VIP keepalived had
- * added) would be gone on a real machine, so the link stays down until `powerOnHost` clears it.
+ * A host losing power: its link dead and every process of it killed (its anchor too: its files are out of reach
+ * until it is powered on). What only a running machine has (the VIP keepalived added, /run) goes at power on.
  */
 export async function crashHost(state: LabState, host: string): Promise<number> {
   labHost(state, host);
   await setLink(state, host, false);
-  return killNamespace(hostNs(state.name, host));
+  return killHost(state.name, host);
 }
 
-/** Brings a crashed host back as a reboot would: only its own address, link up, no daemons running. */
+/** Brings a crashed host back as a reboot would: fresh /run, /tmp and /dev/shm, only its own address, link up, no daemons. */
 export async function powerOnHost(state: LabState, host: string): Promise<void> {
   const h = labHost(state, host);
+  const left = (await hostPids(state.name, host)).filter((p) => isAlive(p));
+  if (left.length > 0) {
+    await killHost(state.name, host);
+    await sleep(500);
+  }
+  const files = hostNamespaces(state.name, host);
+  await execOrThrow(['nsenter', ...nsenterArgs(files), '--', 'sh', '-c', REBOOT], `lab host ${host}`, {
+    timeoutMs: 30_000,
+  });
   const ns = hostNs(state.name, host);
   await ip('-n', ns, 'addr', 'flush', 'dev', 'eth0');
   await ip('-n', ns, 'addr', 'add', `${h.address}/24`, 'dev', 'eth0');
   await setLink(state, host, true);
+  await bootHost(state, host);
 }

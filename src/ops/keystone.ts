@@ -1,6 +1,5 @@
 // Keystone operations: each backend's health and key repositories (status), key rotation with distribution to
 // every host, and a key sync that repairs a host that missed a rotation.
-import { join } from 'node:path';
 import type { Host } from '../hosts/host.js';
 import type { Deployment, HostSpec } from '../model.js';
 import type {
@@ -10,6 +9,7 @@ import type {
   ValidateResult,
 } from '../probes/keystone-load.js';
 import { vipUrl } from '../services/api/framework.js';
+import { syncFiles } from '../services/files.js';
 import {
   ADMIN_CLOUD,
   KEYSTONE_ADMIN,
@@ -21,6 +21,7 @@ import {
   keystoneManage,
   primaryKey,
   readKeySet,
+  renderCloudsYaml,
   syncKeystoneKeys,
   writeKeySet,
 } from '../services/keystone/keystone.js';
@@ -28,7 +29,7 @@ import type { DeployContext, RenderTarget } from '../services/types.js';
 import { builtScript } from '../util/paths.js';
 
 /** The connection a Keystone operation needs: the deployment and its hosts (a DeployContext fits). */
-export type KeystoneOpsContext = Pick<DeployContext, 'dep' | 'hosts' | 'roots' | 'log'>;
+export type KeystoneOpsContext = Pick<DeployContext, 'dep' | 'hosts' | 'log'>;
 
 function hostIn(ctx: Pick<KeystoneOpsContext, 'hosts'>, name: string): Host {
   const h = ctx.hosts.get(name);
@@ -87,7 +88,7 @@ export async function rotateFernetKeys(
     repairedFirst = await syncKeystoneKeys(ctx);
   }
   const host = hostIn(ctx, spec.name);
-  const t: RenderTarget = { host: spec, root: ctx.roots.get(spec.name) ?? '' };
+  const t: RenderTarget = { host: spec };
   const old = await readKeySet(host, dir);
   await keystoneManage(host, t, 'fernet_rotate');
   const keys = await readKeySet(host, dir);
@@ -121,14 +122,17 @@ export { syncKeystoneKeys };
  * Runs the real OpenStack client (python3-openstackclient) as the deployment's admin, with the clouds.yaml stackha
  * wrote, on the given host: the lab's client namespace, so nothing is contacted from the root namespace.
  */
-export function runOpenstack(
+export async function runOpenstack(
   client: Host,
-  dep: Pick<Deployment, 'configDir'>,
+  dep: Deployment,
   args: readonly string[],
   timeoutMs = 120_000,
 ) {
+  // The client host has its own files: the admin's clouds.yaml goes there first (0600), as on a real client machine.
+  const path = '/etc/stackha/clouds.yaml';
+  await syncFiles(client, [{ path, content: renderCloudsYaml(dep), mode: 0o600 }]);
   return client.exec(['/usr/bin/openstack', '--os-cloud', ADMIN_CLOUD, ...args], {
-    env: { OS_CLIENT_CONFIG_FILE: join(dep.configDir, 'clouds.yaml') },
+    env: { OS_CLIENT_CONFIG_FILE: path },
     timeoutMs,
   });
 }

@@ -348,7 +348,7 @@ async function findOne(
   recoverTimeoutMs: number | undefined,
   dryRun: boolean,
 ): Promise<NodeFinding> {
-  const s = await galeraNodeStatus(host, t.root);
+  const s = await galeraNodeStatus(host);
   const base = {
     host: host.name,
     state: s.state,
@@ -384,7 +384,7 @@ async function findOne(
   }
   // A dry run changes nothing: no directory made, no InnoDB recovery on the node's own datadir.
   if (!dryRun) await ensureDirs(host, renderGalera(dep, t));
-  const p: NodePosition = await findNodePosition(host, t.root, recoverTimeoutMs, { dryRun });
+  const p: NodePosition = await findNodePosition(host, recoverTimeoutMs, { dryRun });
   return { ...base, running: false, ...p };
 }
 
@@ -398,7 +398,6 @@ async function findOne(
 export async function recoverGalera(
   dep: Deployment,
   hosts: ReadonlyMap<string, Host>,
-  roots: ReadonlyMap<string, string>,
   opts: RecoverGaleraOptions = {},
 ): Promise<RecoverGaleraResult> {
   const started = Date.now();
@@ -412,7 +411,7 @@ export async function recoverGalera(
   const targetOf = (name: string): RenderTarget => {
     const spec = specs.find((s) => s.name === name);
     if (!spec) throw new Error(`${name} is not a Galera host`);
-    return { host: spec, root: roots.get(name) ?? '' };
+    return { host: spec };
   };
 
   // Every host at once: each --wsrep-recover runs on its own host.
@@ -475,7 +474,7 @@ export async function recoverGalera(
   const tBoot = Date.now();
   log(`${d.chosen}: safe_to_bootstrap: 1; starting with --wsrep-new-cluster`);
   await startGaleraNode(boot, targetOf(d.chosen), { bootstrap: true, startPosition: d.bootstrapPosition });
-  await waitSynced(boot, targetOf(d.chosen).root, opts.syncTimeoutMs ?? 300_000);
+  await waitSynced(boot, opts.syncTimeoutMs ?? 300_000);
   const secondsToPrimary = since(tBoot);
   log(`${d.chosen}: Synced and Primary after ${secondsToPrimary.toFixed(1)} s`);
   await record(d.chosen);
@@ -489,7 +488,7 @@ export async function recoverGalera(
     log(`${j.host}: joining${j.startPosition ? ` from ${formatPosition(j.startPosition)}` : ''}`);
     try {
       await startGaleraNode(host, targetOf(j.host), { startPosition: j.startPosition });
-      await waitSynced(host, targetOf(j.host).root, opts.syncTimeoutMs ?? 300_000);
+      await waitSynced(host, opts.syncTimeoutMs ?? 300_000);
     } catch (err) {
       throw new Error(
         `${j.host} did not join the recovered cluster (${err instanceof Error ? err.message : String(err)}); ` +

@@ -225,7 +225,7 @@ export async function scaleAdd(dep: Deployment, name: string, opts: ScaleOptions
         .join(', ')}`,
     );
   const spec = dep.hosts.find((h) => h.name === name) as HostSpec;
-  const ctx: HostsContext = { dep, hosts: conn.hosts, roots: conn.roots, log };
+  const ctx: HostsContext = { dep, hosts: conn.hosts, log };
   for (const service of deployedServices(dep))
     if (service.afterJoin && runsOn(dep, service, name))
       await p.run(
@@ -318,7 +318,7 @@ export async function scaleRemove(
   const conn = opts.connection ?? connect(inInventory ? dep : after);
   const host = conn.hosts.get(name);
   const spec = dep.hosts.find((h) => h.name === name);
-  const ctx: HostsContext = { dep, hosts: conn.hosts, roots: conn.roots, log };
+  const ctx: HostsContext = { dep, hosts: conn.hosts, log };
 
   if (!previous) {
     if (dead) {

@@ -45,8 +45,8 @@ export async function statusWith(ctx: HostsContext): Promise<ClusterStatus> {
 }
 
 export async function clusterStatus(dep: Deployment, connection?: Connection): Promise<ClusterStatus> {
-  const { hosts, roots } = connection ?? connect(dep);
-  return statusWith({ dep, hosts, roots, log: () => {} });
+  const { hosts } = connection ?? connect(dep);
+  return statusWith({ dep, hosts, log: () => {} });
 }
 
 /** Problems an operator must act on; empty when the cluster is whole. */

@@ -28,7 +28,7 @@ export async function clientSql(
   return client.run(
     [
       '/usr/bin/mariadb',
-      `--defaults-extra-file=${client.path(CLIENT_CNF)}`,
+      `--defaults-extra-file=${CLIENT_CNF}`,
       '-h',
       address,
       '-P',

@@ -58,7 +58,6 @@ export interface ServiceStatus {
 export interface HostsContext {
   readonly dep: Deployment;
   readonly hosts: ReadonlyMap<string, Host>;
-  readonly roots: ReadonlyMap<string, string>;
   readonly log: (message: string) => void;
 }
 

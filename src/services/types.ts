@@ -9,10 +9,9 @@ export interface RenderedFile {
   readonly owner?: string;
 }
 
-/** Where a host's filesystem starts on the machine: `''` on a real host, the lab host's root in the lab. */
+/** The host a service's files are rendered for. Paths are host paths, the same in the lab and on a machine. */
 export interface RenderTarget {
   readonly host: HostSpec;
-  readonly root: string;
 }
 
 /** Everything the deploy runner knows about one host of one service. */
@@ -27,8 +26,6 @@ export interface DeployContext {
   readonly dep: Deployment;
   /** Host objects by inventory name. */
   readonly hosts: ReadonlyMap<string, Host>;
-  /** Machine path of each host's root (see RenderTarget). */
-  readonly roots: ReadonlyMap<string, string>;
   readonly log: (message: string) => void;
   readonly signal?: AbortSignal;
 }
@@ -42,7 +39,8 @@ export interface ServiceResult {
 }
 
 export function target(ctx: DeployContext, host: HostSpec): RenderTarget {
-  return { host, root: ctx.roots.get(host.name) ?? '' };
+  void ctx;
+  return { host };
 }
 
 export function hostOf(ctx: DeployContext, name: string): Host {
@@ -59,6 +57,6 @@ export function hostIn(ctx: { readonly hosts: ReadonlyMap<string, Host> }, name:
 }
 
 /** The render target of a host of a connection. */
-export function targetIn(ctx: { readonly roots: ReadonlyMap<string, string> }, host: HostSpec): RenderTarget {
-  return { host, root: ctx.roots.get(host.name) ?? '' };
+export function targetIn(_ctx: unknown, host: HostSpec): RenderTarget {
+  return { host };
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LabHost } from '../../src/hosts/lab.js';
 import { generatePasswords } from '../../src/inventory/genpwd.js';
@@ -6,13 +6,13 @@ import { renderLabInventory } from '../../src/inventory/lab-inventory.js';
 import { loadDeployment } from '../../src/inventory/load.js';
 import {
   type LabState,
+  hostPids,
   labClient,
   labConfigDir,
   labDown,
   labHost,
   labUp,
   listNamespaces,
-  namespacePids,
   readLabState,
 } from '../../src/lab/lab.js';
 import type { Deployment } from '../../src/model.js';
@@ -66,9 +66,8 @@ export async function createTestLab(opts: {
       execArgv([process.execPath, CLI, '--lab', opts.name, ...args], { timeoutMs, env: { NO_COLOR: '1' } }),
     seenPids,
     recordPids: async () => {
-      for (const ns of (await listNamespaces()).filter((n) => n.startsWith(`${opts.name}-`))) {
-        for (const p of await namespacePids(ns)) seenPids.add(p);
-      }
+      for (const h of [...state.hosts.map((x) => x.name), 'client'])
+        for (const p of await hostPids(opts.name, h)) seenPids.add(p);
     },
   };
   return lab;
@@ -81,6 +80,11 @@ export async function leftovers(lab: TestLab): Promise<string[]> {
   if (existsSync('/etc/netns')) {
     for (const d of readdirSync('/etc/netns')) if (d.startsWith(`${lab.name}-`)) left.push(`/etc/netns/${d}`);
   }
+  // Mounts: the hosts' namespace files and layers, in the root namespace or any process's.
+  const ours = [`/run/stackha/labs/${lab.name}`, `/var/lib/stackha/labs/${lab.name}`];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n'))
+    if (ours.some((o) => line.includes(o))) left.push(`mount ${line.split(' ')[4]}`);
+  if (existsSync(`/run/stackha/labs/${lab.name}`)) left.push(`/run/stackha/labs/${lab.name}`);
   const route = await execArgv(['ip', 'route', 'show', `${lab.state.prefix}.0/24`]);
   if (route.stdout.trim()) left.push(`route ${route.stdout.trim()}`);
   if (readLabState(lab.name)) left.push('lab state');

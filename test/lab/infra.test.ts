@@ -65,7 +65,7 @@ describe('infrastructure tier on a 3-host lab', () => {
     );
     for (const h of lab.state.hosts) {
       const host = lab.host(h.name);
-      const out = await localSql(host, host.root, `SELECT id FROM stackha_test.t WHERE id='${id}';`);
+      const out = await localSql(host, `SELECT id FROM stackha_test.t WHERE id='${id}';`);
       expect(out.trim(), h.name).toBe(id);
     }
   });
@@ -93,7 +93,7 @@ describe('infrastructure tier on a 3-host lab', () => {
     expect(pub.error).toBeUndefined();
     expect(pub.confirmed).toHaveLength(50);
     const h1 = lab.host('ctl1');
-    const tgt = { host: lab.dep.hosts[0]!, root: h1.root };
+    const tgt = { host: lab.dep.hosts[0]! };
     const info = await rabbitmqctl(h1, tgt, [
       'list_queues',
       'name',

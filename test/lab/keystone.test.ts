@@ -234,7 +234,7 @@ describe('Keystone on a 3-host lab', () => {
     const down = await waitFor(
       `HAProxy to mark ${victim} down`,
       async () => {
-        const csv = await haproxySocket(lb, lb.root, 'show stat');
+        const csv = await haproxySocket(lb, 'show stat');
         const st = parseShowStat(csv ?? '').find(
           (x) => x.backend === KEYSTONE_LB_NAME && x.server === victim,
         );

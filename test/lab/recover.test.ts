@@ -50,7 +50,7 @@ function startWriter(prefix: string): { stop(): Promise<{ acked: string[]; faile
 
 async function rowsOn(host: string, prefix: string): Promise<Set<string>> {
   const h = lab.host(host);
-  const out = await localSql(h, h.root, `SELECT id FROM stackha_test.t WHERE id LIKE '${prefix}-%';`);
+  const out = await localSql(h, `SELECT id FROM stackha_test.t WHERE id LIKE '${prefix}-%';`);
   return new Set(out.split('\n').filter((l) => l.length > 0));
 }
 

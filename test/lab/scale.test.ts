@@ -132,7 +132,7 @@ describe('scale and rolling operations under load', () => {
     expect((statusOf<MemcachedStatusData[]>(s, 'memcached') ?? []).map((m) => m.host)).toContain('ctl4');
     // The new node is a member of every quorum queue, the chaos queue included.
     const h1 = hostNamed('ctl1');
-    const qs = await quorumQueues(h1, { host: ctx.dep.hosts[0]!, root: h1.root });
+    const qs = await quorumQueues(h1, { host: ctx.dep.hosts[0]! });
     expect(qs.length).toBeGreaterThan(0);
     for (const q of qs) expect(q.members, q.name).toContain('rabbit@ctl4');
     // Peer lists changed everywhere, but Galera and RabbitMQ kept running: no restart for a peer-only change.
@@ -160,7 +160,7 @@ describe('scale and rolling operations under load', () => {
         hp.host,
       ).toBe(false);
     const h1 = hostNamed('ctl1');
-    for (const q of await quorumQueues(h1, { host: ctx.dep.hosts[0]!, root: h1.root }))
+    for (const q of await quorumQueues(h1, { host: ctx.dep.hosts[0]! }))
       expect(q.members, q.name).not.toContain('rabbit@ctl4');
     const after = await pids(['ctl1', 'ctl2', 'ctl3']);
     for (const h of ['ctl1', 'ctl2', 'ctl3'])

@@ -205,7 +205,6 @@ export class FakeCluster {
     return {
       dep: this.dep,
       hosts: this.hosts,
-      roots: new Map(this.dep.hosts.map((h) => [h.name, `/fake/${h.name}`])),
       log: (m) => this.logs.push(m),
     };
   }

@@ -55,10 +55,10 @@ describe("kolla-ansible's multinode (master)", () => {
     const net2 = dep.hosts.find((h) => h.name === 'network02')!;
     expect([net1.networkInterface, net1.apiInterface]).toEqual(['eth1', 'eth1']);
     expect([net2.networkInterface, net2.apiInterface]).toEqual(['eth1', 'ens4']);
-    const conf = renderKeepalivedConf(dep, { host: net2, root: '' });
+    const conf = renderKeepalivedConf(dep, { host: net2 });
     expect(conf).toContain('  interface ens4\n');
     expect(conf).toContain('    10.20.0.250/32 dev ens4\n');
-    expect(renderKeepalivedConf(dep, { host: net1, root: '' })).toContain('  interface eth1\n');
+    expect(renderKeepalivedConf(dep, { host: net1 })).toContain('  interface eth1\n');
   });
 });
 

@@ -251,7 +251,7 @@ function rotated(set: ReadonlyMap<number, string>): Map<number, string> {
 async function deployKeystoneConfigOnly(hosts: Map<string, FakeHost>): Promise<void> {
   for (const spec of dep.hosts) {
     const h = hosts.get(spec.name) as FakeHost;
-    for (const f of renderKeystone(dep, { host: spec, root: `/fake/${spec.name}` }).files)
+    for (const f of renderKeystone(dep, { host: spec }).files)
       await h.writeFile(f.path, f.content, f.mode !== undefined ? { mode: f.mode } : {});
   }
 }

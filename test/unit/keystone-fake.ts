@@ -76,12 +76,9 @@ export class FakeHost implements Host {
     readonly address: string,
   ) {}
 
-  path(hostPath: string): string {
-    return `/fake/${this.name}${hostPath}`;
-  }
-
-  private hostPathOf(machinePath: string): string {
-    return machinePath.slice(`/fake/${this.name}`.length);
+  /** Paths in commands are host paths, as on a machine. */
+  private hostPathOf(path: string): string {
+    return path;
   }
 
   /** keystone-manage's key operations on this host's repository. */
@@ -236,7 +233,6 @@ export function fakeCluster(dep: Deployment): {
   const ctx: DeployContext = {
     dep,
     hosts,
-    roots: new Map(dep.hosts.map((h) => [h.name, `/fake/${h.name}`])),
     log: (m) => logs.push(m),
   };
   return { hosts, db, ctx, logs };

@@ -132,11 +132,11 @@ describe('--wsrep-recover log', () => {
       networkInterface: 'eth0',
       apiInterface: 'eth0',
     };
-    const t = { host, root: '/r' };
-    expect(mariadbDaemonArgv(t)).toEqual(['/usr/sbin/mariadbd', '--defaults-file=/r/etc/mysql/my.cnf']);
+    const t = { host };
+    expect(mariadbDaemonArgv(t)).toEqual(['/usr/sbin/mariadbd', '--defaults-file=/etc/mysql/my.cnf']);
     expect(mariadbDaemonArgv(t, true, { uuid: U, seqno: 7 })).toEqual([
       '/usr/sbin/mariadbd',
-      '--defaults-file=/r/etc/mysql/my.cnf',
+      '--defaults-file=/etc/mysql/my.cnf',
       '--wsrep-new-cluster',
       `--wsrep-start-position=${U}:7`,
     ]);

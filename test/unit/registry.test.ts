@@ -120,9 +120,7 @@ describe('every registered service on a fake cluster', () => {
   it('matches what was applied: a rolling restart finds no pending change', async () => {
     for (const s of deployedServices(dep))
       for (const h of hostsFor(dep, s.name))
-        for (const [record, want] of Object.entries(
-          s.wanted?.(dep, { host: h, root: `/fake/${h.name}` }) ?? {},
-        )) {
+        for (const [record, want] of Object.entries(s.wanted?.(dep, { host: h }) ?? {})) {
           const applied = JSON.parse(
             (await cluster.hosts.get(h.name)?.readFile(`/var/lib/stackha/applied/${record}.json`)) ?? '{}',
           );

@@ -47,14 +47,13 @@ const stackha = deployment('globals.yml');
 const kolla = deployment('globals-kolla.yml');
 const unicast = deployment('globals-unicast.yml');
 
-const LAB_ROOT = '/var/lib/stackha/labs/demo/hosts';
 const HOSTS = ['ctl1', 'ctl2', 'ctl3'] as const;
 const VIP = '198.18.0.10';
 const AGENT = ['/usr/bin/node', '/opt/stackha/dist/agents/galera-health.js'];
 
-/** A lab-style target (files under the lab host's root) or, with `real`, a real host's (root ''). */
-function at(dep: Deployment, name: string, real = false): RenderTarget {
-  return { host: hostByName(dep, name), root: real ? '' : `${LAB_ROOT}/${name}` };
+/** A host's render target: host paths, the same in the lab and on a machine. */
+function at(dep: Deployment, name: string): RenderTarget {
+  return { host: hostByName(dep, name) };
 }
 
 const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
@@ -120,11 +119,9 @@ describe('fixture', () => {
 
 describe('golden files', () => {
   describe('mariadb', () => {
-    it('my.cnf, lab host and real host, both profiles', () => {
+    it('my.cnf, both profiles', () => {
       expectGolden('mariadb/my.cnf.stackha.lab-ctl1', renderMyCnf(stackha, at(stackha, 'ctl1')));
-      expectGolden('mariadb/my.cnf.stackha.host-ctl1', renderMyCnf(stackha, at(stackha, 'ctl1', true)));
       expectGolden('mariadb/my.cnf.kolla.lab-ctl1', renderMyCnf(kolla, at(kolla, 'ctl1')));
-      expectGolden('mariadb/my.cnf.kolla.host-ctl1', renderMyCnf(kolla, at(kolla, 'ctl1', true)));
     });
 
     it('the mariadb unit and the Galera health daemon', () => {
@@ -132,10 +129,6 @@ describe('golden files', () => {
       expectGolden(
         'mariadb/galera-health.lab-ctl1.json',
         json(renderGaleraHealth(stackha, at(stackha, 'ctl1'), AGENT)),
-      );
-      expectGolden(
-        'mariadb/galera-health.host-ctl1.json',
-        json(renderGaleraHealth(stackha, at(stackha, 'ctl1', true), AGENT)),
       );
     });
   });
@@ -156,7 +149,6 @@ describe('golden files', () => {
 
     it('the node environment and the unit', () => {
       expectGolden('rabbitmq/env.lab-ctl1.json', json(rabbitEnv(at(stackha, 'ctl1'))));
-      expectGolden('rabbitmq/env.host-ctl1.json', json(rabbitEnv(at(stackha, 'ctl1', true))));
       expectGolden('rabbitmq/unit.lab-ctl1.json', manifest(renderRabbitmq(stackha, at(stackha, 'ctl1'))));
     });
   });
@@ -289,7 +281,7 @@ describe('keepalived.conf', () => {
       expect(conf).toMatch(/^ {2}nopreempt$/m);
       expect(conf).toMatch(/^ {2}virtual_router_id 51$/m);
       expect(conf).toContain(`    ${VIP}/32 dev eth0\n`);
-      expect(conf).toContain(`  script "${LAB_ROOT}/${n}/etc/keepalived/check_haproxy.sh"\n`);
+      expect(conf).toContain('  script "/etc/keepalived/check_haproxy.sh"\n');
     }
   });
 
@@ -347,7 +339,7 @@ describe('haproxy.cfg', () => {
       const lines = section(cfgOf(stackha, n), 'listen stats');
       expect(lines).toContain(`  bind ${host.address}:1984`);
       expect(cfgOf(stackha, n)).toContain(
-        `  stats socket ${LAB_ROOT}/${n}/run/haproxy/admin.sock mode 600 level admin expose-fd listeners\n`,
+        '  stats socket /run/haproxy/admin.sock mode 600 level admin expose-fd listeners\n',
       );
     }
   });
@@ -355,7 +347,7 @@ describe('haproxy.cfg', () => {
   it('the daemon runs master-worker in the foreground on the rendered file', () => {
     const unit = renderHaproxy(stackha, at(stackha, 'ctl2'), galeraLoadBalanced(stackha));
     expect(unit.daemons.map((d) => d.argv)).toEqual([
-      ['/usr/sbin/haproxy', '-W', '-db', '-f', `${LAB_ROOT}/ctl2/etc/haproxy/haproxy.cfg`],
+      ['/usr/sbin/haproxy', '-W', '-db', '-f', '/etc/haproxy/haproxy.cfg'],
     ]);
   });
 });
@@ -437,10 +429,8 @@ describe('my.cnf', () => {
     }
   });
 
-  it('lab paths are under the host root, real-host paths are absolute host paths', () => {
-    const lab = renderMyCnf(stackha, at(stackha, 'ctl1'));
-    const real = renderMyCnf(stackha, at(stackha, 'ctl1', true));
-    expect(lab).toContain(`datadir = ${LAB_ROOT}/ctl1/var/lib/mysql\n`);
+  it('paths are host paths, the same in the lab and on a machine', () => {
+    const real = renderMyCnf(stackha, at(stackha, 'ctl1'));
     expect(real).toContain('datadir = /var/lib/mysql\n');
     expect(real).toContain('socket = /run/mysqld/mysqld.sock\n');
     expect(real).not.toContain('stackha/labs');
@@ -486,10 +476,8 @@ describe('rendering is deterministic', () => {
   it('rendering twice gives the same files and daemons', () => {
     for (const dep of [stackha, kolla, unicast]) {
       for (const n of HOSTS) {
-        for (const real of [false, true]) {
-          const t = at(dep, n, real);
-          expect(json(unitsOf(dep, t))).toBe(json(unitsOf(dep, t)));
-        }
+        const t = at(dep, n);
+        expect(json(unitsOf(dep, t))).toBe(json(unitsOf(dep, t)));
       }
     }
   });
@@ -576,6 +564,6 @@ describe('rabbitmq.conf', () => {
     const env = rabbitEnv(at(stackha, 'ctl3'));
     expect(env.RABBITMQ_NODENAME).toBe('rabbit@ctl3');
     expect(env.RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS).toBe('-kernel inet_dist_use_interface {198,18,0,13}');
-    expect(env.HOME).toBe(`${LAB_ROOT}/ctl3/var/lib/rabbitmq`);
+    expect(env.HOME).toBe('/var/lib/rabbitmq');
   });
 });

@@ -33,7 +33,7 @@ describe('scale remove, interrupted and resumed', () => {
     dir,
   );
   const cluster = new FakeCluster(dep);
-  const connection = { hosts: cluster.hosts, roots: cluster.context().roots };
+  const connection = { hosts: cluster.hosts };
   const logs: string[] = [];
 
   it('stops at the failed phase, with the phases before it recorded', async () => {

@@ -21,7 +21,6 @@ const dep: Deployment = buildDeployment(
   { multinode: fixture('multinode'), globals: fixture('globals.yml'), passwords: fixture('passwords.yml') },
   '/etc/stackha',
 );
-const LAB_ROOT = '/var/lib/stackha/labs/demo/hosts';
 
 /** Scratch directory the fake hosts mirror their files into (see FakeHost.path). */
 const scratch = mkdtempSync(join(tmpdir(), 'stackha-fakehost-'));
@@ -40,7 +39,7 @@ type Call =
 /**
  * A Host kept in memory: files (content, mode, owner), directories, daemons by name -> pid, and every call in
  * order. Files are also mirrored under a scratch directory and path() points there, because syncFiles reads the
- * current mode with statSync(host.path(...)) rather than through the Host (see the `it.fails` test below).
+ * current mode with statSync(...) rather than through the Host (see the `it.fails` test below).
  */
 class FakeHost implements Host {
   readonly files = new Map<string, { content: string; mode: number; owner: string | undefined }>();
@@ -193,7 +192,6 @@ function context(): DeployContext {
   return {
     dep,
     hosts,
-    roots: new Map(dep.hosts.map((h) => [h.name, `${LAB_ROOT}/${h.name}`])),
     log: (m) => logged.push(m),
   };
 }
@@ -293,9 +291,7 @@ describe('deploySimpleService', () => {
   const render = (t: RenderTarget): ServiceUnit => ({
     files: [{ path: '/etc/demo/demo.conf', content: `# ${t.host.name}\n${config}`, mode: 0o600 }],
     dirs: [{ path: '/run/demo', mode: 0o755 }],
-    daemons: [
-      { name: 'demod', argv: [...argv, '-f', `${t.root}/etc/demo/demo.conf`], logFile: '/var/log/demo.log' },
-    ],
+    daemons: [{ name: 'demod', argv: [...argv, '-f', '/etc/demo/demo.conf'], logFile: '/var/log/demo.log' }],
   });
 
   function options(extra: Partial<SimpleServiceOptions> = {}): SimpleServiceOptions {
@@ -338,7 +334,7 @@ describe('deploySimpleService', () => {
       expect(daemons).toEqual([
         {
           name: 'demod',
-          argv: ['/usr/sbin/demod', '--foreground', '-f', `${LAB_ROOT}/${spec.name}/etc/demo/demo.conf`],
+          argv: ['/usr/sbin/demod', '--foreground', '-f', '/etc/demo/demo.conf'],
           env: {},
         },
       ]);
@@ -520,7 +516,7 @@ describe('deploySimpleService', () => {
   });
 
   it('the daemons file is what a deploy compares argv against', () => {
-    const unit = render({ host: dep.hosts[0]!, root: '' });
+    const unit = render({ host: dep.hosts[0]! });
     expect(daemonsFile('demo', unit).path).toBe('/etc/stackha/daemons/demo.json');
   });
 });

@@ -302,6 +302,16 @@ describe('clusterProblems', () => {
     expect(p.some((x) => x.includes('ctl3 does not see rabbit@ctl1, rabbit@ctl2 running'))).toBe(true);
   });
 
+  it('a running RabbitMQ node that gives no cluster status is not called stopped', () => {
+    const s = broken((w) => ({
+      rabbitmq: w.rabbitmq.map((r) =>
+        r.host === 'ctl1' ? { ...r, runningNodes: [], unanswered: 'Error: timeout waiting for rabbit@ctl2' } : r,
+      ),
+    }));
+    const p = clusterProblems(dep, s);
+    expect(p).toEqual(['rabbitmq: ctl1 runs but gives no cluster status (Error: timeout waiting for rabbit@ctl2)']);
+  });
+
   it('a RabbitMQ alarm and a stopped node are problems', () => {
     const s = broken((w) => ({
       rabbitmq: w.rabbitmq.map((r) =>

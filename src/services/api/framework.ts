@@ -210,7 +210,7 @@ export function renderUwsgiIni(t: RenderTarget, o: UwsgiOptions): string {
     'plugins = python3',
     `http-socket = ${t.host.address}:${o.port}`,
     `wsgi-file = ${o.wsgiFile}`,
-    `chdir = ${t.root}${o.chdir}`,
+    `chdir = ${o.chdir}`,
     'master = true',
     `processes = ${o.processes}`,
     `threads = ${o.threads}`,
@@ -296,7 +296,7 @@ export async function adminSql(ctx: DeployContext): Promise<AdminSql> {
     host.run(
       [
         '/usr/bin/mariadb',
-        `--defaults-extra-file=${host.path(ADMIN_CNF)}`,
+        `--defaults-extra-file=${ADMIN_CNF}`,
         '-h',
         ctx.dep.globals.internalVip,
         '-P',

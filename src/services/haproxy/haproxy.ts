@@ -75,12 +75,11 @@ export function renderHaproxyCfg(
   t: RenderTarget,
   services: readonly LoadBalancedService[],
 ): string {
-  const r = t.root;
   const head = `# Rendered by stackha for ${t.host.name}; local edits are overwritten by the next deploy.
 global
   log stderr format raw local0 notice
   maxconn 4000
-  stats socket ${r}${HAPROXY_SOCKET} mode 600 level admin expose-fd listeners
+  stats socket ${HAPROXY_SOCKET} mode 600 level admin expose-fd listeners
   stats timeout 30s
   # Old workers left by a reload finish their sessions, but not forever.
   hard-stop-after 10m
@@ -120,7 +119,7 @@ export function renderHaproxy(
       {
         name: 'haproxy',
         // Master-worker in the foreground: SIGUSR2 reloads the config, established sessions stay on old workers.
-        argv: ['/usr/sbin/haproxy', '-W', '-db', '-f', `${t.root}${HAPROXY_CFG}`],
+        argv: ['/usr/sbin/haproxy', '-W', '-db', '-f', `${HAPROXY_CFG}`],
         logFile: '/var/log/haproxy/haproxy.log',
       },
     ],
@@ -128,8 +127,8 @@ export function renderHaproxy(
 }
 
 /** Sends a command to the host's HAProxy stats socket (from the host itself). */
-export async function haproxySocket(host: Host, root: string, command: string): Promise<string | undefined> {
-  const r = await host.exec(['socat', '-t', '2', 'stdio', `unix-connect:${root}${HAPROXY_SOCKET}`], {
+export async function haproxySocket(host: Host, command: string): Promise<string | undefined> {
+  const r = await host.exec(['socat', '-t', '2', 'stdio', `unix-connect:${HAPROXY_SOCKET}`], {
     input: `${command}\n`,
     timeoutMs: 5000,
   });
@@ -199,14 +198,12 @@ export function deployHaproxy(
 export interface LbContext {
   readonly dep: Deployment;
   readonly hosts: ReadonlyMap<string, Host>;
-  readonly roots: ReadonlyMap<string, string>;
   readonly log: (message: string) => void;
 }
 
 interface Lb {
   readonly name: string;
   readonly host: Host;
-  readonly root: string;
 }
 
 /** The loadbalancer hosts whose HAProxy is running (a drain is told to each). */
@@ -215,7 +212,7 @@ async function runningLbs(ctx: LbContext): Promise<Lb[]> {
   for (const spec of hostsFor(ctx.dep, 'haproxy')) {
     const host = ctx.hosts.get(spec.name);
     if (!host || (await host.daemonPid('haproxy')) === undefined) continue;
-    out.push({ name: spec.name, host, root: ctx.roots.get(spec.name) ?? '' });
+    out.push({ name: spec.name, host });
   }
   return out;
 }
@@ -223,7 +220,7 @@ async function runningLbs(ctx: LbContext): Promise<Lb[]> {
 /** Runs a stats-socket command on every running HAProxy; resolves with each one's answer. */
 export async function everyLb(ctx: LbContext, command: string): Promise<Map<string, string | undefined>> {
   const lbs = await runningLbs(ctx);
-  const answers = await Promise.all(lbs.map((lb) => haproxySocket(lb.host, lb.root, command)));
+  const answers = await Promise.all(lbs.map((lb) => haproxySocket(lb.host, command)));
   return new Map(lbs.map((lb, i) => [lb.name, answers[i]]));
 }
 
@@ -278,8 +275,8 @@ export async function waitServersUp(
 }
 
 /** The HAProxy worker pid (`show info`): a reload replaces it. */
-async function haproxyWorker(host: Host, root: string): Promise<string | undefined> {
-  const info = await haproxySocket(host, root, 'show info');
+async function haproxyWorker(host: Host): Promise<string | undefined> {
+  const info = await haproxySocket(host, 'show info');
   return /^Pid: (\d+)$/m.exec(info ?? '')?.[1];
 }
 
@@ -291,13 +288,12 @@ async function haproxyWorker(host: Host, root: string): Promise<string | undefin
 export async function reloadHaproxy(ctx: LbContext, spec: HostSpec): Promise<void> {
   const host = ctx.hosts.get(spec.name);
   if (!host) throw new Error(`no connection to host ${spec.name}`);
-  const root = ctx.roots.get(spec.name) ?? '';
-  const before = await haproxyWorker(host, root);
+  const before = await haproxyWorker(host);
   await host.signalDaemon('haproxy', 'SIGUSR2');
   await waitFor(
     `a new HAProxy worker on ${spec.name}`,
     async () => {
-      const now = await haproxyWorker(host, root);
+      const now = await haproxyWorker(host);
       return now !== undefined &&
         now !== before &&
         (await host.tcpConnect(host.address, HAPROXY_STATS_PORT, 1000))
@@ -359,8 +355,7 @@ export function haproxyDeclaration(
         hostsFor(ctx.dep, 'haproxy').map(async (s) => {
           const h = ctx.hosts.get(s.name);
           const running = h !== undefined && (await h.daemonPid('haproxy')) !== undefined;
-          const csv =
-            running && h ? await haproxySocket(h, ctx.roots.get(s.name) ?? '', 'show stat') : undefined;
+          const csv = running && h ? await haproxySocket(h, 'show stat') : undefined;
           return { host: s.name, running, servers: csv ? parseShowStat(csv) : [] };
         }),
       );

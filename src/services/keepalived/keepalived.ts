@@ -34,7 +34,7 @@ export function renderKeepalivedConf(dep: Deployment, t: RenderTarget): string {
     '',
     // A TCP connect to the local HAProxy: track_process does not work inside a network namespace.
     'vrrp_script check_haproxy {',
-    `  script "${t.root}${CHECK_SCRIPT}"`,
+    `  script "${CHECK_SCRIPT}"`,
     `  interval ${k.trackScript.intervalSec}`,
     '  timeout 1',
     `  fall ${k.trackScript.fall}`,
@@ -45,7 +45,7 @@ export function renderKeepalivedConf(dep: Deployment, t: RenderTarget): string {
       ? [
           // Written by the HAProxy watcher (dist/agents/haproxy-watch.js); keepalived reads it on every change.
           'track_file haproxy_alive {',
-          `  file "${t.root}${HAPROXY_TRACK_FILE}"`,
+          `  file "${HAPROXY_TRACK_FILE}"`,
           '  weight 0',
           // Created as "up" if the watcher has not written it yet; it corrects that within 0.1 s.
           '  init_file',
@@ -102,12 +102,11 @@ export function renderKeepalived(
   t: RenderTarget,
   watcher: readonly string[] = haproxyWatchAgent(),
 ): ServiceUnit {
-  const r = t.root;
   const watch = dep.tuning.keepalived.watchHaproxy
     ? [
         {
           name: 'haproxy-watch',
-          argv: [...watcher, `${t.host.address}:${HAPROXY_STATS_PORT}`, `${r}${HAPROXY_TRACK_FILE}`],
+          argv: [...watcher, `${t.host.address}:${HAPROXY_STATS_PORT}`, `${HAPROXY_TRACK_FILE}`],
           logFile: '/var/log/keepalived/haproxy-watch.log',
         },
       ]
@@ -130,11 +129,11 @@ export function renderKeepalived(
           '--log-detail',
           '--vrrp',
           '-f',
-          `${r}${KEEPALIVED_CONF}`,
+          `${KEEPALIVED_CONF}`,
           '-p',
-          `${r}/run/keepalived/keepalived.pid`,
+          '/run/keepalived/keepalived.pid',
           '-r',
-          `${r}/run/keepalived/vrrp.pid`,
+          '/run/keepalived/vrrp.pid',
         ],
         logFile: '/var/log/keepalived/keepalived.log',
       },

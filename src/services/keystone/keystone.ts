@@ -83,14 +83,13 @@ export function keystoneWorkers(dep: Deployment): { processes: number; threads: 
 }
 
 export function renderKeystoneConf(dep: Deployment, t: RenderTarget): string {
-  const r = t.root;
-  const fernet = `${r}${FERNET_KEYS_DIR}/`;
+  const fernet = `${FERNET_KEYS_DIR}/`;
   return renderIni(
     `Rendered by stackha for ${t.host.name}; local edits are overwritten by the next deploy.
 Holds the database and RabbitMQ passwords: mode 0600.`,
     [
       section('DEFAULT', [
-        ['log_file', `${r}${KEYSTONE_LOG}`],
+        ['log_file', `${KEYSTONE_LOG}`],
         ['use_stderr', false],
         ['debug', false],
       ]),
@@ -110,8 +109,8 @@ Holds the database and RabbitMQ passwords: mode 0600.`,
         ['key_repository', fernet],
         ['max_active_keys', FERNET_MAX_ACTIVE_KEYS],
       ]),
-      section('credential', [['key_repository', `${r}${CREDENTIAL_KEYS_DIR}/`]]),
-      section('oslo_concurrency', [['lock_path', `${r}/var/lib/keystone/tmp`]]),
+      section('credential', [['key_repository', `${CREDENTIAL_KEYS_DIR}/`]]),
+      section('oslo_concurrency', [['lock_path', '/var/lib/keystone/tmp']]),
       proxyHeadersSection(),
     ],
   );
@@ -122,7 +121,7 @@ export function renderKeystoneUwsgi(dep: Deployment, t: RenderTarget): string {
     service: 'keystone',
     port: KEYSTONE_PORT,
     wsgiFile: '/usr/bin/keystone-wsgi-public',
-    env: { OS_KEYSTONE_CONFIG_FILES: `${t.root}${KEYSTONE_CONF}` },
+    env: { OS_KEYSTONE_CONFIG_FILES: `${KEYSTONE_CONF}` },
     chdir: '/var/lib/keystone',
     ...keystoneWorkers(dep),
   });
@@ -146,7 +145,7 @@ export function renderKeystone(dep: Deployment, t: RenderTarget): ServiceUnit {
       {
         name: 'keystone',
         // The Debian build: the python3 plugin embeds /usr/bin/python3, whatever python3 is first on PATH.
-        argv: ['/usr/bin/uwsgi', '--ini', `${t.root}${KEYSTONE_UWSGI_INI}`],
+        argv: ['/usr/bin/uwsgi', '--ini', `${KEYSTONE_UWSGI_INI}`],
         logFile: KEYSTONE_UWSGI_LOG,
       },
     ],
@@ -154,7 +153,7 @@ export function renderKeystone(dep: Deployment, t: RenderTarget): ServiceUnit {
 }
 
 export function keystoneManageArgv(t: RenderTarget, command: string, ...args: string[]): string[] {
-  return [KEYSTONE_MANAGE, '--config-file', `${t.root}${KEYSTONE_CONF}`, command, ...args];
+  return [KEYSTONE_MANAGE, '--config-file', `${KEYSTONE_CONF}`, command, ...args];
 }
 
 /** As root in the lab: keystone-manage would otherwise chown key files to a `keystone` user. */
@@ -216,7 +215,7 @@ export async function readKeySet(host: Host, dir: string): Promise<Map<number, s
   const keys = new Map<number, string>();
   if (!(await host.exists(dir))) return keys;
   const r = await host.exec(
-    ['find', host.path(dir), '-maxdepth', '1', '-type', 'f', '-name', '[0-9]*', '-printf', '%f\\n'],
+    ['find', dir, '-maxdepth', '1', '-type', 'f', '-name', '[0-9]*', '-printf', '%f\\n'],
     { timeoutMs: 10_000 },
   );
   if (r.code !== 0) throw new CommandError(r, host.name);
@@ -300,14 +299,14 @@ export interface KeySyncResult {
  * on one host would invalidate every token the others issued).
  */
 export async function syncKeystoneKeys(
-  ctx: Pick<DeployContext, 'dep' | 'hosts' | 'roots' | 'log'>,
+  ctx: Pick<DeployContext, 'dep' | 'hosts' | 'log'>,
 ): Promise<KeySyncResult> {
   const specs = keystoneHosts(ctx.dep);
   const sources: Record<string, string> = {};
   const changed = new Set<string>();
   const first = specs[0];
   if (!first) return { sources, changed: [] };
-  const tgt = (s: HostSpec): RenderTarget => ({ host: s, root: ctx.roots.get(s.name) ?? '' });
+  const tgt = (s: HostSpec): RenderTarget => ({ host: s });
   const hostNamed = (n: string): Host => {
     const h = ctx.hosts.get(n);
     if (!h) throw new Error(`no connection to host ${n}`);

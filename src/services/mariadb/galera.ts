@@ -170,7 +170,6 @@ export interface RecoveredPosition {
  */
 export async function wsrepRecover(
   host: Host,
-  root: string,
   timeoutMs = 60_000,
   opts: { readonly onCopy?: boolean } = {},
 ): Promise<RecoveredPosition> {
@@ -179,14 +178,14 @@ export async function wsrepRecover(
   if ((await host.daemonPid('mariadb')) !== undefined) {
     throw new Error(`${host.name}: mariadbd is running; --wsrep-recover needs a stopped node`);
   }
-  if (opts.onCopy) return wsrepRecoverOnCopy(host, root, timeoutMs);
+  if (opts.onCopy) return wsrepRecoverOnCopy(host, timeoutMs);
   await host.remove(WSREP_RECOVER_LOG);
   const r = await host.exec(
     [
       '/usr/sbin/mariadbd',
-      `--defaults-file=${root}${MY_CNF}`,
+      `--defaults-file=${MY_CNF}`,
       '--wsrep-recover',
-      `--log-error=${root}${WSREP_RECOVER_LOG}`,
+      `--log-error=${WSREP_RECOVER_LOG}`,
     ],
     { timeoutMs },
   );
@@ -200,10 +199,10 @@ export const DRY_RUN_COPY_LIMIT_KIB = 4 * 1024 * 1024;
  * `--wsrep-recover` for a dry run: InnoDB crash recovery writes the datadir, so it runs on a scratch copy (reflinked
  * where the filesystem can) that is removed afterwards, and the node's own data is left exactly as it was.
  */
-async function wsrepRecoverOnCopy(host: Host, root: string, timeoutMs: number): Promise<RecoveredPosition> {
+async function wsrepRecoverOnCopy(host: Host, timeoutMs: number): Promise<RecoveredPosition> {
   const started = Date.now();
   const seconds = () => (Date.now() - started) / 1000;
-  const du = await host.exec(['du', '-sk', host.path(DATADIR)], { timeoutMs: 60_000 });
+  const du = await host.exec(['du', '-sk', DATADIR], { timeoutMs: 60_000 });
   const kib = Number(du.stdout.split('\t')[0]);
   if (du.code !== 0 || !Number.isFinite(kib) || kib > DRY_RUN_COPY_LIMIT_KIB)
     return {
@@ -214,20 +213,20 @@ async function wsrepRecoverOnCopy(host: Host, root: string, timeoutMs: number): 
   const scratch = `/var/tmp/stackha-dry-run-${process.pid}-${Date.now()}`;
   const copy = `${scratch}/mysql`;
   try {
-    await host.run(['mkdir', '-p', '-m', '0700', host.path(scratch)]);
-    await host.run(['chown', 'mysql:mysql', host.path(scratch)]);
-    await host.run(['cp', '-a', '--reflink=auto', host.path(DATADIR), host.path(copy)], { timeoutMs });
+    await host.run(['mkdir', '-p', '-m', '0700', scratch]);
+    await host.run(['chown', 'mysql:mysql', scratch]);
+    await host.run(['cp', '-a', '--reflink=auto', DATADIR, copy], { timeoutMs });
     const log = `${scratch}/wsrep-recover.log`;
     const r = await host.exec(
       [
         '/usr/sbin/mariadbd',
-        `--defaults-file=${root}${MY_CNF}`,
+        `--defaults-file=${MY_CNF}`,
         '--wsrep-recover',
-        `--datadir=${host.path(copy)}`,
-        `--log-error=${host.path(log)}`,
-        `--pid-file=${host.path(`${scratch}/mysqld.pid`)}`,
-        `--socket=${host.path(`${scratch}/mysqld.sock`)}`,
-        `--tmpdir=${host.path(scratch)}`,
+        `--datadir=${copy}`,
+        `--log-error=${log}`,
+        `--pid-file=${`${scratch}/mysqld.pid`}`,
+        `--socket=${`${scratch}/mysqld.sock`}`,
+        `--tmpdir=${scratch}`,
       ],
       { timeoutMs },
     );
@@ -290,7 +289,6 @@ export interface NodePosition {
  */
 export async function findNodePosition(
   host: Host,
-  root: string,
   timeoutMs = 60_000,
   opts: { readonly dryRun?: boolean } = {},
 ): Promise<NodePosition> {
@@ -320,7 +318,7 @@ export async function findNodePosition(
       hasData: false,
     };
   }
-  const r = await wsrepRecover(host, root, timeoutMs, { onCopy: opts.dryRun === true });
+  const r = await wsrepRecover(host, timeoutMs, { onCopy: opts.dryRun === true });
   return {
     grastate,
     position: r.problem === undefined ? r.position : undefined,
@@ -387,7 +385,6 @@ export function sstDonors(dep: Deployment, self: string): string {
 }
 
 export function renderMyCnf(dep: Deployment, t: RenderTarget): string {
-  const r = t.root;
   const peers = hostsFor(dep, 'mariadb')
     .map((h) => `${h.address}:4567`)
     .join(',');
@@ -398,15 +395,15 @@ export function renderMyCnf(dep: Deployment, t: RenderTarget): string {
   const a = t.host.address;
   return `# Rendered by stackha for ${t.host.name}; local edits are overwritten by the next deploy.
 [client-server]
-socket = ${r}/run/mysqld/mysqld.sock
+socket = /run/mysqld/mysqld.sock
 port = ${MARIADB_PORT}
 
 [mysqld]
 user = mysql
-datadir = ${r}${DATADIR}
-pid-file = ${r}/run/mysqld/mysqld.pid
-tmpdir = ${r}/var/tmp/mysql
-log-error = ${r}/var/log/mysql/error.log
+datadir = ${DATADIR}
+pid-file = /run/mysqld/mysqld.pid
+tmpdir = /var/tmp/mysql
+log-error = /var/log/mysql/error.log
 # The host's own address: HAProxy binds VIP:${MARIADB_PORT} on the same host.
 bind-address = ${a}
 skip-name-resolve
@@ -466,7 +463,7 @@ export function mariadbDaemonArgv(
   bootstrap = false,
   startPosition?: GaleraPosition,
 ): string[] {
-  const argv = ['/usr/sbin/mariadbd', `--defaults-file=${t.root}${MY_CNF}`];
+  const argv = ['/usr/sbin/mariadbd', `--defaults-file=${MY_CNF}`];
   if (bootstrap) argv.push('--wsrep-new-cluster');
   if (startPosition) argv.push(`--wsrep-start-position=${formatPosition(startPosition)}`);
   return argv;
@@ -494,8 +491,8 @@ export const GALERA_HEALTH_CONFIG = '/etc/stackha/galera-health.json';
  */
 export function renderGaleraHealth(dep: Deployment, t: RenderTarget, agent: readonly string[]): ServiceUnit {
   const config = {
-    socket: `${t.root}/run/mysqld/mysqld.sock`,
-    pidFile: `${t.root}/run/mysqld/mysqld.pid`,
+    socket: '/run/mysqld/mysqld.sock',
+    pidFile: '/run/mysqld/mysqld.pid',
     peers: hostsFor(dep, 'mariadb')
       .filter((h) => h.name !== t.host.name)
       .map((h) => h.address),
@@ -510,7 +507,7 @@ export function renderGaleraHealth(dep: Deployment, t: RenderTarget, agent: read
     daemons: [
       {
         name: 'galera-health',
-        argv: [...agent, `${t.host.address}:${GALERA_HEALTH_PORT}`, `${t.root}${GALERA_HEALTH_CONFIG}`],
+        argv: [...agent, `${t.host.address}:${GALERA_HEALTH_PORT}`, `${GALERA_HEALTH_CONFIG}`],
         logFile: '/var/log/stackha/galera-health.log',
       },
     ],
@@ -529,9 +526,9 @@ export interface GaleraNodeStatus {
 }
 
 /** Runs SQL on the host's local node over its unix socket as root; the SQL (and any password) goes on stdin. */
-export function localSql(host: Host, root: string, sql: string, timeoutMs = 30_000): Promise<string> {
+export function localSql(host: Host, sql: string, timeoutMs = 30_000): Promise<string> {
   return host.run(
-    ['/usr/bin/mariadb', `--defaults-file=${root}${MY_CNF}`, '-uroot', '-N', '-B', '--connect-timeout=2'],
+    ['/usr/bin/mariadb', `--defaults-file=${MY_CNF}`, '-uroot', '-N', '-B', '--connect-timeout=2'],
     {
       input: sql,
       timeoutMs,
@@ -539,7 +536,7 @@ export function localSql(host: Host, root: string, sql: string, timeoutMs = 30_0
   );
 }
 
-export async function galeraNodeStatus(host: Host, root: string): Promise<GaleraNodeStatus> {
+export async function galeraNodeStatus(host: Host): Promise<GaleraNodeStatus> {
   const running = (await host.daemonPid('mariadb')) !== undefined;
   const none: GaleraNodeStatus = {
     host: host.name,
@@ -552,7 +549,7 @@ export async function galeraNodeStatus(host: Host, root: string): Promise<Galera
   };
   if (!running) return none;
   try {
-    const out = await localSql(host, root, "SHOW GLOBAL STATUS LIKE 'wsrep_%';", 5000);
+    const out = await localSql(host, "SHOW GLOBAL STATUS LIKE 'wsrep_%';", 5000);
     const v = new Map(out.split('\n').map((l) => l.split('\t') as [string, string]));
     const size = v.get('wsrep_cluster_size');
     const committed = v.get('wsrep_last_committed');
@@ -573,7 +570,7 @@ export async function galeraNodeStatus(host: Host, root: string): Promise<Galera
 const isSyncedPrimary = (s: GaleraNodeStatus): boolean =>
   s.state === 'Synced' && s.clusterStatus === 'Primary' && s.ready;
 
-export async function waitSynced(host: Host, root: string, timeoutMs = 300_000): Promise<GaleraNodeStatus> {
+export async function waitSynced(host: Host, timeoutMs = 300_000): Promise<GaleraNodeStatus> {
   return waitFor(
     `Galera node ${host.name} to be Synced and Primary`,
     async () => {
@@ -585,7 +582,7 @@ export async function waitSynced(host: Host, root: string, timeoutMs = 300_000):
           .join('\n');
         throw new WaitAborted(`mariadbd on ${host.name} exited${tail ? `:\n${tail}` : ''}`);
       }
-      const s = await galeraNodeStatus(host, root);
+      const s = await galeraNodeStatus(host);
       return isSyncedPrimary(s) ? s : undefined;
     },
     { timeoutMs, intervalMs: 500 },
@@ -597,17 +594,15 @@ function sqlString(s: string): string {
 }
 
 /** Users every deployment needs. Idempotent; runs only when the root@'%' password does not match. */
-async function ensureUsers(ctx: DeployContext, host: Host, root: string): Promise<boolean> {
+async function ensureUsers(ctx: DeployContext, host: Host): Promise<boolean> {
   const pw = ctx.dep.passwords.database_password ?? '';
   const check = await localSql(
     host,
-    root,
     `SELECT COUNT(*) FROM mysql.user WHERE User='root' AND Host='%' AND authentication_string=PASSWORD(${sqlString(pw)});`,
   );
   if (check.trim() === '1') return false;
   await localSql(
     host,
-    root,
     [
       `CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY ${sqlString(pw)};`,
       `ALTER USER 'root'@'%' IDENTIFIED BY ${sqlString(pw)};`,
@@ -628,14 +623,10 @@ async function hasClusterData(host: Host): Promise<boolean> {
  * --wsrep-start-position, which lets the donor send only the missing writesets (IST). A clean shutdown left the
  * position in grastate.dat: nothing to do. No data at all: a normal first join (SST).
  */
-async function joinerStartPosition(
-  ctx: DeployContext,
-  host: Host,
-  root: string,
-): Promise<GaleraPosition | undefined> {
+async function joinerStartPosition(ctx: DeployContext, host: Host): Promise<GaleraPosition | undefined> {
   const gs = await readGrastate(host);
   if (!gs || (gs.seqno !== undefined && gs.seqno >= 0)) return undefined;
-  const r = await wsrepRecover(host, root);
+  const r = await wsrepRecover(host);
   if (r.problem !== undefined || !r.position) {
     ctx.log(
       `mariadb on ${host.name}: position not recovered (${r.problem ?? 'none'}): it will take a full SST`,
@@ -652,11 +643,11 @@ async function joinerStartPosition(
 async function startAndSync(ctx: DeployContext, spec: HostSpec, bootstrap: boolean): Promise<void> {
   const host = hostOf(ctx, spec.name);
   const t = target(ctx, spec);
-  const startPosition = bootstrap ? undefined : await joinerStartPosition(ctx, host, t.root);
+  const startPosition = bootstrap ? undefined : await joinerStartPosition(ctx, host);
   const mark = await errorLogMark(host);
   const started = Date.now();
   await startGaleraNode(host, t, { bootstrap, startPosition });
-  await waitSynced(host, t.root);
+  await waitSynced(host);
   if (!bootstrap) {
     const transfer = classifyStateTransfer(await errorLogSince(host, mark));
     ctx.log(
@@ -737,12 +728,11 @@ export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
     const first = specs[0];
     if (!first) return { service: 'mariadb', outcomes };
     const host = hostOf(ctx, first.name);
-    const root = target(ctx, first).root;
     ctx.log(`mariadb on ${first.name}: bootstrapping a new cluster`);
     await host.run(
       [
         '/usr/bin/mariadb-install-db',
-        `--defaults-file=${root}${MY_CNF}`,
+        `--defaults-file=${MY_CNF}`,
         '--user=mysql',
         '--skip-test-db',
         '--auth-root-authentication-method=socket',
@@ -779,7 +769,7 @@ export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
   }
   const firstSpec = specs[0];
   if (firstSpec) {
-    const usersChanged = await ensureUsers(ctx, hostOf(ctx, firstSpec.name), target(ctx, firstSpec).root);
+    const usersChanged = await ensureUsers(ctx, hostOf(ctx, firstSpec.name));
     if (usersChanged && !bootstrapped && outcomes[firstSpec.name] === 'unchanged')
       outcomes[firstSpec.name] = 'configured';
   }
@@ -915,7 +905,7 @@ export const MARIADB: ServiceDeclaration = {
     await host.stopDaemon('mariadb', { timeoutMs: 120_000 });
     const mark = await errorLogMark(host);
     await startGaleraNode(host, t);
-    await waitSynced(host, t.root);
+    await waitSynced(host);
     ctx.log(
       `mariadb on ${spec.name}: Synced (state transfer: ${classifyStateTransfer(await errorLogSince(host, mark))})`,
     );
@@ -940,7 +930,7 @@ export const MARIADB: ServiceDeclaration = {
     await waitFor(
       `the Galera cluster to be ${size} nodes`,
       async () => {
-        const s = await galeraNodeStatus(hostIn(ctx, first.name), targetIn(ctx, first).root);
+        const s = await galeraNodeStatus(hostIn(ctx, first.name));
         return s.clusterSize === size && s.clusterStatus === 'Primary' ? true : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 500 },
@@ -950,7 +940,7 @@ export const MARIADB: ServiceDeclaration = {
     const [nodes, states] = await Promise.all([
       Promise.all(
         hostsFor(ctx.dep, 'mariadb').map(async (s) => ({
-          ...(await galeraNodeStatus(hostIn(ctx, s.name), targetIn(ctx, s).root)),
+          ...(await galeraNodeStatus(hostIn(ctx, s.name))),
           healthy: await galeraHealthy(hostIn(ctx, s.name)),
         })),
       ),

@@ -38,18 +38,17 @@ export const epmdAddresses = (t: RenderTarget): string => `127.0.0.1,${t.host.ad
 
 /** Per-node environment: the Debian wrappers switch user and lose HOME (and so the cookie); these do not. */
 export function rabbitEnv(t: RenderTarget): Record<string, string> {
-  const r = t.root;
   const octets = t.host.address.split('.').join(',');
   return {
-    HOME: `${r}${HOME}`,
+    HOME: `${HOME}`,
     RABBITMQ_NODENAME: rabbitNode(t.host),
     RABBITMQ_USE_LONGNAME: 'false',
-    RABBITMQ_CONFIG_FILE: `${r}${CONF}`,
-    RABBITMQ_CONF_ENV_FILE: `${r}/etc/rabbitmq/rabbitmq-env.conf`,
-    RABBITMQ_ENABLED_PLUGINS_FILE: `${r}/etc/rabbitmq/enabled_plugins`,
-    RABBITMQ_MNESIA_BASE: `${r}${HOME}/mnesia`,
-    RABBITMQ_LOG_BASE: `${r}/var/log/rabbitmq`,
-    RABBITMQ_PID_FILE: `${r}/run/rabbitmq/rabbit.pid`,
+    RABBITMQ_CONFIG_FILE: `${CONF}`,
+    RABBITMQ_CONF_ENV_FILE: '/etc/rabbitmq/rabbitmq-env.conf',
+    RABBITMQ_ENABLED_PLUGINS_FILE: '/etc/rabbitmq/enabled_plugins',
+    RABBITMQ_MNESIA_BASE: `${HOME}/mnesia`,
+    RABBITMQ_LOG_BASE: '/var/log/rabbitmq',
+    RABBITMQ_PID_FILE: '/run/rabbitmq/rabbit.pid',
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: `-kernel inet_dist_use_interface {${octets}}`,
     RABBITMQ_CTL_ERL_ARGS: `-kernel inet_dist_use_interface {${octets}}`,
     // An epmd the VM would start by itself binds these too, never every address (the VIP among them).
@@ -337,6 +336,8 @@ export const RABBITMQ_MNESIA = `${HOME}/mnesia`;
 export interface RabbitClusterStatus {
   readonly host: string;
   readonly running: boolean;
+  /** Why a running node gave no cluster status (rabbitmqctl's own words), e.g. just after a peer vanished. */
+  readonly unanswered?: string;
   readonly runningNodes: readonly string[];
   readonly diskNodes: readonly string[];
   readonly partitions: readonly string[];
@@ -353,8 +354,13 @@ export async function rabbitClusterStatus(host: Host, t: RenderTarget): Promise<
     alarms: [],
   };
   if ((await host.daemonPid('rabbitmq')) === undefined) return empty;
-  const r = await rabbitmqctl(host, t, ['cluster_status', '--formatter', 'json'], 30_000);
-  if (r.code !== 0) return empty;
+  const r = await rabbitmqctl(host, t, ['cluster_status', '--formatter', 'json', '--timeout', '5'], 30_000);
+  const unanswered = (why: string) => ({
+    ...empty,
+    running: true,
+    unanswered: why.trim().split('\n').filter(Boolean).slice(-1)[0]?.slice(0, 200) || 'no answer',
+  });
+  if (r.code !== 0) return unanswered(r.stderr || r.stdout || `rabbitmqctl exited ${r.code}`);
   try {
     const j = JSON.parse(r.stdout) as {
       running_nodes?: string[];
@@ -371,18 +377,13 @@ export async function rabbitClusterStatus(host: Host, t: RenderTarget): Promise<
       alarms: (j.alarms ?? []).map((a) => `${a.node}: ${a.type}${a.resource ? ` ${a.resource}` : ''}`),
     };
   } catch {
-    return empty;
+    return unanswered('cluster_status printed no JSON');
   }
 }
 
 export async function waitBooted(host: Host, t: RenderTarget): Promise<void> {
   // `wait` on the pid file: await_startup fails at once before the node has registered with epmd.
-  const r = await rabbitmqctl(
-    host,
-    t,
-    ['wait', '--timeout', '240', `${t.root}/run/rabbitmq/rabbit.pid`],
-    260_000,
-  );
+  const r = await rabbitmqctl(host, t, ['wait', '--timeout', '240', '/run/rabbitmq/rabbit.pid'], 260_000);
   if (r.code !== 0) {
     const tail = (await host.readFile('/var/log/rabbitmq/server.out'))
       ?.trim()
@@ -479,7 +480,7 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
   const defs = { config: digest(renderDefinitions(ctx.dep)), daemons: '' };
   const importedDefs = await readApplied(firstHost, 'rabbitmq-definitions');
   if (importedDefs?.config !== defs.config) {
-    const r = await rabbitmqctl(firstHost, ft, ['import_definitions', `${ft.root}${DEFINITIONS}`]);
+    const r = await rabbitmqctl(firstHost, ft, ['import_definitions', DEFINITIONS]);
     if (r.code !== 0)
       throw new Error(`RabbitMQ on ${first.name}: importing definitions failed: ${r.stderr.trim()}`);
     if (!ctx.dep.globals.rabbitmqMirroredQueues) {
@@ -534,6 +535,8 @@ export function rabbitProblems(dep: Deployment, nodes: readonly RabbitClusterSta
   const expected = hostsFor(dep, 'rabbitmq').map(rabbitNode);
   for (const r of nodes) {
     if (!r.running) p.push(`rabbitmq: ${r.host} is not running`);
+    else if (r.unanswered !== undefined)
+      p.push(`rabbitmq: ${r.host} runs but gives no cluster status (${r.unanswered})`);
     else {
       const missing = expected.filter((n) => !r.runningNodes.includes(n));
       if (missing.length) p.push(`rabbitmq: ${r.host} does not see ${missing.join(', ')} running`);
@@ -561,7 +564,9 @@ export function formatRabbitStatus(nodes: readonly RabbitClusterStatus[]): strin
     'RabbitMQ',
     ...nodes.map(
       (r) =>
-        `  ${r.host.padEnd(8)} ${r.running ? 'running' : 'stopped'}  members ${r.runningNodes.join(',') || '-'}  partitions ${r.partitions.length ? r.partitions.join('; ') : 'none'}  alarms ${r.alarms.length ? r.alarms.join('; ') : 'none'}`,
+        r.unanswered !== undefined
+          ? `  ${r.host.padEnd(8)} running  no cluster status: ${r.unanswered}`
+          : `  ${r.host.padEnd(8)} ${r.running ? 'running' : 'stopped'}  members ${r.runningNodes.join(',') || '-'}  partitions ${r.partitions.length ? r.partitions.join('; ') : 'none'}  alarms ${r.alarms.length ? r.alarms.join('; ') : 'none'}`,
     ),
   ];
 }
