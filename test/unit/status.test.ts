@@ -305,11 +305,15 @@ describe('clusterProblems', () => {
   it('a running RabbitMQ node that gives no cluster status is not called stopped', () => {
     const s = broken((w) => ({
       rabbitmq: w.rabbitmq.map((r) =>
-        r.host === 'ctl1' ? { ...r, runningNodes: [], unanswered: 'Error: timeout waiting for rabbit@ctl2' } : r,
+        r.host === 'ctl1'
+          ? { ...r, runningNodes: [], unanswered: 'Error: timeout waiting for rabbit@ctl2' }
+          : r,
       ),
     }));
     const p = clusterProblems(dep, s);
-    expect(p).toEqual(['rabbitmq: ctl1 runs but gives no cluster status (Error: timeout waiting for rabbit@ctl2)']);
+    expect(p).toEqual([
+      'rabbitmq: ctl1 runs but gives no cluster status (Error: timeout waiting for rabbit@ctl2)',
+    ]);
   });
 
   it('a RabbitMQ alarm and a stopped node are problems', () => {

@@ -562,11 +562,10 @@ export function rabbitStatusOf(dep: Deployment, nodes: readonly RabbitClusterSta
 export function formatRabbitStatus(nodes: readonly RabbitClusterStatus[]): string[] {
   return [
     'RabbitMQ',
-    ...nodes.map(
-      (r) =>
-        r.unanswered !== undefined
-          ? `  ${r.host.padEnd(8)} running  no cluster status: ${r.unanswered}`
-          : `  ${r.host.padEnd(8)} ${r.running ? 'running' : 'stopped'}  members ${r.runningNodes.join(',') || '-'}  partitions ${r.partitions.length ? r.partitions.join('; ') : 'none'}  alarms ${r.alarms.length ? r.alarms.join('; ') : 'none'}`,
+    ...nodes.map((r) =>
+      r.unanswered !== undefined
+        ? `  ${r.host.padEnd(8)} running  no cluster status: ${r.unanswered}`
+        : `  ${r.host.padEnd(8)} ${r.running ? 'running' : 'stopped'}  members ${r.runningNodes.join(',') || '-'}  partitions ${r.partitions.length ? r.partitions.join('; ') : 'none'}  alarms ${r.alarms.length ? r.alarms.join('; ') : 'none'}`,
     ),
   ];
 }
