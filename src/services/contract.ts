@@ -104,8 +104,8 @@ export interface ServiceDeclaration {
   daemons(dep: Deployment): readonly DaemonDeclaration[];
   /** HAProxy frontends it needs on the VIP. */
   loadBalanced?(dep: Deployment): readonly LoadBalancedService[];
-  /** Its Keystone user, service and endpoints. */
-  keystone?(dep: Deployment): KeystoneRegistration;
+  /** Its Keystone users, services and endpoints. */
+  keystone?(dep: Deployment): readonly KeystoneRegistration[];
   /** Host paths wiped when a host leaves the deployment (cluster membership, keys, data). */
   readonly removal?: readonly string[];
   /** Deploys it on its hosts: idempotent, a re-run with nothing changed changes nothing. */

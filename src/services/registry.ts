@@ -11,6 +11,7 @@ import { KEEPALIVED } from './keepalived/keepalived.js';
 import { KEYSTONE_SERVICE } from './keystone/keystone.js';
 import { MARIADB } from './mariadb/galera.js';
 import { MEMCACHED } from './memcached/memcached.js';
+import { PLACEMENT } from './placement/placement.js';
 import { PROBE_API } from './probe-api/probe-api.js';
 import { RABBITMQ } from './rabbitmq/rabbitmq.js';
 
@@ -29,6 +30,7 @@ export const SERVICES: readonly ServiceDeclaration[] = [
   HAPROXY,
   KEEPALIVED,
   KEYSTONE_SERVICE,
+  PLACEMENT,
 ];
 
 export function serviceNamed(name: string): ServiceDeclaration {

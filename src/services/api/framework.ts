@@ -79,8 +79,8 @@ export function databaseUrl(dep: Deployment, db: ApiDatabase): string {
 }
 
 /** [database]: the VIP, short-lived pooled connections (kolla's values), retry forever while the DB fails over. */
-export function databaseSection(dep: Deployment, db: ApiDatabase): IniSection {
-  return section('database', [
+export function databaseSection(dep: Deployment, db: ApiDatabase, name = 'database'): IniSection {
+  return section(name, [
     ['connection', databaseUrl(dep, db)],
     // Recycled well before HAProxy's 1 h DB timeouts; a connection to a node that failed is replaced quickly.
     ['connection_recycle_time', 10],
@@ -150,7 +150,11 @@ export interface ServiceUser {
  * [keystone_authtoken] for a service that validates tokens (Glance, Nova, ...): Keystone on the VIP, the
  * service's own user, and token validations cached in every memcached server, encrypted with memcache_secret_key.
  */
-export function keystoneAuthtokenSection(dep: Deployment, user: ServiceUser): IniSection {
+export function keystoneAuthtokenSection(
+  dep: Deployment,
+  user: ServiceUser,
+  serviceType?: string,
+): IniSection {
   const url = vipUrl(dep, KEYSTONE_PUBLIC_PORT);
   const entries: (readonly [string, IniValue])[] = [
     ['www_authenticate_uri', url],
@@ -161,6 +165,9 @@ export function keystoneAuthtokenSection(dep: Deployment, user: ServiceUser): In
     ['project_name', 'service'],
     ['username', user.username],
     ['password', dep.passwords[user.passwordKey] ?? ''],
+    ['region_name', 'RegionOne'],
+    ...(serviceType ? ([['service_type', serviceType]] as const) : []),
+    // Without it every service logs a deprecation warning at start; service tokens must carry the service role.
     ['service_token_roles_required', true],
   ];
   const servers = memcachedServers(dep);
@@ -174,6 +181,38 @@ export function keystoneAuthtokenSection(dep: Deployment, user: ServiceUser): In
     );
   }
   return section('keystone_authtoken', entries);
+}
+
+/**
+ * A keystoneauth section through which one service calls another ([placement], [glance], [neutron], [service_user]
+ * of nova.conf): the given service user in the `service` project, Keystone on the VIP, the catalog's internal
+ * endpoints.
+ */
+export function serviceAuthSection(
+  dep: Deployment,
+  name: string,
+  user: ServiceUser,
+  extra: IniSection['entries'] = [],
+): IniSection {
+  return section(name, [
+    ['auth_type', 'password'],
+    ['auth_url', vipUrl(dep, KEYSTONE_PUBLIC_PORT)],
+    ['username', user.username],
+    ['password', dep.passwords[user.passwordKey] ?? ''],
+    ['user_domain_name', 'Default'],
+    ['project_domain_name', 'Default'],
+    ['project_name', 'service'],
+    ['region_name', 'RegionOne'],
+    ...extra,
+  ]);
+}
+
+/**
+ * argv run as a service's own user and group (and its supplementary groups): how a bootstrap command writes its log
+ * and state files with the owner the daemon will need. setpriv execs, so a daemon started this way keeps its pid.
+ */
+export function asUser(user: string, argv: readonly string[]): string[] {
+  return ['/usr/bin/setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', ...argv];
 }
 
 /** [oslo_middleware]: trust X-Forwarded-* from HAProxy (which sets X-Forwarded-For and strips the proto header). */
@@ -195,6 +234,8 @@ export interface UwsgiOptions {
   readonly threads: number;
   /** Working directory (host path, under the root): never the directory stackha was started from. */
   readonly chdir: string;
+  /** The user (and its group) the workers run as, once the master has bound the socket; root when omitted. */
+  readonly user?: string;
 }
 
 /**
@@ -212,6 +253,7 @@ export function renderUwsgiIni(t: RenderTarget, o: UwsgiOptions): string {
     `wsgi-file = ${o.wsgiFile}`,
     `chdir = ${o.chdir}`,
     'master = true',
+    ...(o.user ? [`uid = ${o.user}`, `gid = ${o.user}`] : []),
     `processes = ${o.processes}`,
     `threads = ${o.threads}`,
     'enable-threads = true',
