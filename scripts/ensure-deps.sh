@@ -23,13 +23,17 @@ fi
 
 # What stackha runs itself on every host and in the lab: namespaces, process and socket tools, the SQL client.
 BASE=(iproute2 procps curl socat util-linux)
-mapfile -t SERVICE_PACKAGES < <(node dist/cli/main.js packages --all)
+mapfile -t SERVICE_PACKAGES < <(node dist/cli/main.js packages --all --recommends)
+# OpenStack's recommended packages are plotting libraries, test tools and (nova-compute-ironic) libguestfs with a
+# kernel image: those services' packages come without them.
+mapfile -t BARE_PACKAGES < <(node dist/cli/main.js packages --all --no-recommends)
+is_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
-for p in "${BASE[@]}" "${SERVICE_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing Debian packages: ${missing[*]}"
+for p in "${BASE[@]}" "${SERVICE_PACKAGES[@]}"; do is_installed "$p" || missing+=("$p"); done
+missing_bare=()
+for p in "${BARE_PACKAGES[@]}"; do is_installed "$p" || missing_bare+=("$p"); done
+if [ ${#missing[@]} -gt 0 ] || [ ${#missing_bare[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]} ${missing_bare[*]}"
   # Debian starts services on install unless told not to; stackha runs its own, per lab host.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -37,6 +41,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/tmp/stackha-apt.log 2>&1 \
-    || { tail -20 /tmp/stackha-apt.log >&2; exit 1; }
+  : >/tmp/stackha-apt.log
+  if [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >>/tmp/stackha-apt.log 2>&1 \
+      || { tail -20 /tmp/stackha-apt.log >&2; exit 1; }
+  fi
+  if [ ${#missing_bare[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing_bare[@]}" \
+      >>/tmp/stackha-apt.log 2>&1 || { tail -20 /tmp/stackha-apt.log >&2; exit 1; }
+  fi
 fi

@@ -70,3 +70,16 @@ export function readSettings<T extends SettingsTable>(
 export function defaultsOf(table: SettingsTable): Record<string, unknown> {
   return Object.fromEntries(Object.entries(table).map(([key, spec]) => [key, spec.schema.parse(undefined)]));
 }
+
+/** One of a fixed set of words (`kvm` or `qemu`), in any case. */
+export function choiceSetting<const T extends string>(fallback: T, choices: readonly T[]) {
+  const rule = `must be one of ${choices.join(', ')}`;
+  return z.unknown().transform((v, ctx): T => {
+    if (v === undefined) return fallback;
+    const word = typeof v === 'string' ? v.trim().toLowerCase() : undefined;
+    const found = choices.find((c) => c === word);
+    if (found !== undefined) return found;
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: rule });
+    return z.NEVER;
+  });
+}

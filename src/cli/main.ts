@@ -174,8 +174,11 @@ program
     'the Debian packages the deployment’s services need, one per line (from the service declarations); scripts/ensure-deps.sh installs them',
   )
   .option('--all', 'every service stackha can deploy, whatever the inventory enables')
-  .action((o: { all?: boolean }) => {
-    const list = o.all ? debianPackages() : debianPackages(deployedServices(cli.deployment()));
+  .option('--recommends', 'only those installed with their recommended packages')
+  .option('--no-recommends', 'only those installed without their recommended packages')
+  .action((o: { all?: boolean; recommends?: boolean }) => {
+    const services = o.all ? undefined : deployedServices(cli.deployment());
+    const list = debianPackages(services, o.recommends);
     for (const p of list) console.log(p);
   });
 
@@ -242,20 +245,20 @@ labCmd
     if (!s.exists) return;
     for (const n of s.namespaces)
       console.log(
-        `  ${n.ns.padEnd(18)} ${String(n.processes).padStart(3)} processes ${(n.rssKiB / 1024).toFixed(0).padStart(5)} MiB`,
+        `  ${n.ns.padEnd(18)} ${String(n.processes).padStart(3)} processes ${(n.pssKiB / 1024).toFixed(0).padStart(5)} MiB`,
       );
     // Resident memory per daemon and host (a daemon's whole process group: uwsgi and its workers count as one).
     const mib = (kib: number | undefined): string => (kib === undefined ? '-' : (kib / 1024).toFixed(0));
     const names = [...new Set(s.namespaces.flatMap((n) => Object.keys(n.daemons)))].sort((a, b) =>
       a === 'other' ? 1 : b === 'other' ? -1 : a.localeCompare(b),
     );
-    const header = ['MiB resident', ...s.namespaces.map((n) => n.host), 'total'];
+    const header = ['MiB (PSS)', ...s.namespaces.map((n) => n.host), 'total'];
     const rows = names.map((d) => [
       d,
       ...s.namespaces.map((n) => mib(n.daemons[d])),
       mib(s.namespaces.reduce((t, n) => t + (n.daemons[d] ?? 0), 0)),
     ]);
-    rows.push(['total', ...s.namespaces.map((n) => mib(n.rssKiB)), mib(s.totalRssKiB)]);
+    rows.push(['total', ...s.namespaces.map((n) => mib(n.pssKiB)), mib(s.totalPssKiB)]);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const line = (r: string[]) =>
       `  ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}`;

@@ -13,6 +13,13 @@ export interface LabInventoryOptions {
 const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const PREFIX = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}$`);
 
+/** One `enable_*: default` line per switch (several services may share one, as nova and nova-compute do). */
+function enableLines(services: readonly { enable: { key: string; default: boolean } }[]): string[] {
+  const keys = new Map<string, boolean>();
+  for (const s of services) if (!keys.has(s.enable.key)) keys.set(s.enable.key, s.enable.default);
+  return [...keys].map(([k, v]) => `${k}: ${v}`);
+}
+
 /** Renders the lab's `multinode` and `globals.yml`; both read back with buildDeployment. */
 export function renderLabInventory(opts: LabInventoryOptions): { multinode: string; globals: string } {
   if (!/^[a-z][a-z0-9]{0,7}$/.test(opts.lab)) {
@@ -42,11 +49,15 @@ export function renderLabInventory(opts: LabInventoryOptions): { multinode: stri
     '[network]',
     ...hosts.map((h) => h.name),
     '',
+    "# The compute hosts run nova-compute with nova's fake virt driver (a simulated hypervisor; enable_nova_fake).",
     '[compute]',
+    ...hosts.map((h) => h.name),
     '',
     '[monitoring]',
     '',
+    "# The storage hosts run Swift's account, container and object servers (a directory each: the lab has no disks).",
     '[storage]',
+    ...hosts.map((h) => h.name),
     '',
     '[deployment]',
     '',
@@ -89,11 +100,14 @@ export function renderLabInventory(opts: LabInventoryOptions): { multinode: stri
         ]
       : []),
     '# The infrastructure services to deploy.',
-    ...SERVICES.filter((s) => s.tier !== 'api' && !s.labOnly).map(
-      (s) => `${s.enable.key}: ${s.enable.default}`,
+    ...enableLines(SERVICES.filter((s) => s.tier !== 'api' && !s.labOnly)),
+    '# The OpenStack services behind the VIP (Debian packages; scripts/ensure-deps.sh installs them). Keystone is on',
+    '# unless switched off; the others are on only when switched on, here as in any inventory.',
+    ...enableLines(
+      SERVICES.filter((s) => s.tier === 'api').map((s) => ({ enable: { ...s.enable, default: true } })),
     ),
-    '# The OpenStack API services behind the VIP (Debian packages; scripts/ensure-deps.sh installs them).',
-    ...SERVICES.filter((s) => s.tier === 'api').map((s) => `${s.enable.key}: ${s.enable.default}`),
+    "# The lab has no hypervisor: nova-compute runs nova's fake virt driver (servers are records, no VM runs).",
+    'enable_nova_fake: true',
     '',
   ].join('\n');
 
@@ -113,7 +127,7 @@ export function addHostToMultinode(
   text: string,
   host: string,
   address: string,
-  groups: readonly string[] = ['control', 'network'],
+  groups: readonly string[] = ['control', 'network', 'compute', 'storage'],
 ): string {
   const lines = text.split('\n');
   groups.forEach((group, gi) => {

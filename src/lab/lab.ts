@@ -563,17 +563,21 @@ export interface LabStatus {
     ns: string;
     host: string;
     processes: number;
-    rssKiB: number;
+    pssKiB: number;
     /** Resident memory of each tracked daemon's process group; what no daemon owns is `other`. */
     daemons: Record<string, number>;
   }[];
   readonly route: string | undefined;
-  readonly totalRssKiB: number;
+  readonly totalPssKiB: number;
 }
 
-function rssKiB(pid: number): number {
+/**
+ * A process's proportional set size: its private pages plus its share of pages it shares with others (libraries,
+ * a forking server's workers). Unlike the resident size, the sum over processes is what they really take.
+ */
+function pssKiB(pid: number): number {
   try {
-    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
     return m?.[1] ? Number(m[1]) : 0;
   } catch {
     return 0;
@@ -592,16 +596,16 @@ export async function labStatus(name: string): Promise<LabStatus> {
       for (const d of labHost(state, h).runningDaemons()) {
         const members = groupMembers(d.pid);
         for (const p of members) owned.add(p);
-        daemons[d.name] = members.reduce((s, p) => s + rssKiB(p), 0);
+        daemons[d.name] = members.reduce((s, p) => s + pssKiB(p), 0);
       }
     }
-    const other = pids.filter((p) => !owned.has(p)).reduce((s, p) => s + rssKiB(p), 0);
+    const other = pids.filter((p) => !owned.has(p)).reduce((s, p) => s + pssKiB(p), 0);
     if (other > 0) daemons.other = other;
     namespaces.push({
       ns: h === CLIENT ? clientNs(name) : hostNs(name, h),
       host: h,
       processes: pids.length,
-      rssKiB: pids.reduce((s, p) => s + rssKiB(p), 0),
+      pssKiB: pids.reduce((s, p) => s + pssKiB(p), 0),
       daemons,
     });
   }
@@ -611,7 +615,7 @@ export async function labStatus(name: string): Promise<LabStatus> {
     exists: state !== undefined,
     namespaces,
     route,
-    totalRssKiB: namespaces.reduce((s, n) => s + n.rssKiB, 0),
+    totalPssKiB: namespaces.reduce((s, n) => s + n.pssKiB, 0),
   };
 }
 

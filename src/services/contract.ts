@@ -100,6 +100,11 @@ export interface ServiceDeclaration {
   readonly settings?: Readonly<Record<string, SettingSpec<unknown>>>;
   /** Debian packages its hosts need (`stackha packages`, bootstrap-servers). */
   readonly packages: readonly string[];
+  /**
+   * false: install them without their recommended packages (OpenStack's pull in plotting libraries, test tools and,
+   * for nova-compute-ironic, libguestfs with a kernel image).
+   */
+  readonly recommends?: false;
   /** Its daemons, in the order they start on a host (they stop in the reverse order). */
   daemons(dep: Deployment): readonly DaemonDeclaration[];
   /** HAProxy frontends it needs on the VIP. */

@@ -5,15 +5,20 @@
 import type { Deployment } from '../model.js';
 import { hostsFor } from '../topology.js';
 import type { DaemonDeclaration, ServiceDeclaration } from './contract.js';
+import { GLANCE } from './glance/glance.js';
 import type { LoadBalancedService } from './haproxy/haproxy.js';
 import { haproxyDeclaration } from './haproxy/haproxy.js';
 import { KEEPALIVED } from './keepalived/keepalived.js';
 import { KEYSTONE_SERVICE } from './keystone/keystone.js';
 import { MARIADB } from './mariadb/galera.js';
 import { MEMCACHED } from './memcached/memcached.js';
+import { NOVA_COMPUTE } from './nova/compute.js';
+import { NOVA } from './nova/nova.js';
 import { PLACEMENT } from './placement/placement.js';
 import { PROBE_API } from './probe-api/probe-api.js';
 import { RABBITMQ } from './rabbitmq/rabbitmq.js';
+import { SWIFT_PROXY } from './swift/proxy.js';
+import { SWIFT_STORAGE } from './swift/storage.js';
 
 /** Every frontend HAProxy serves on the VIP: each deployed service's. */
 export function loadBalancedServices(dep: Deployment): LoadBalancedService[] {
@@ -31,6 +36,11 @@ export const SERVICES: readonly ServiceDeclaration[] = [
   KEEPALIVED,
   KEYSTONE_SERVICE,
   PLACEMENT,
+  NOVA,
+  NOVA_COMPUTE,
+  SWIFT_STORAGE,
+  SWIFT_PROXY,
+  GLANCE,
 ];
 
 export function serviceNamed(name: string): ServiceDeclaration {
@@ -70,9 +80,25 @@ export function passwordOwners(): ReadonlyMap<string, string> {
   return out;
 }
 
-/** The Debian packages of the given services (default: every service), sorted, each once. */
-export function debianPackages(services: readonly ServiceDeclaration[] = SERVICES): string[] {
-  return [...new Set(services.flatMap((s) => s.packages))].sort();
+/**
+ * The Debian packages of the given services (default: every service), sorted, each once. `recommends` picks those
+ * installed with their recommended packages (true) or without (false); both when omitted.
+ */
+export function debianPackages(
+  services: readonly ServiceDeclaration[] = SERVICES,
+  recommends?: boolean,
+): string[] {
+  const picked =
+    recommends === undefined ? services : services.filter((s) => (s.recommends !== false) === recommends);
+  const all = new Set(services.flatMap((s) => s.packages));
+  // A package two services name is installed the way the first of them (in plan order) says.
+  const out = new Set<string>();
+  for (const s of picked) for (const p of s.packages) if (firstOwner(services, p) === s) out.add(p);
+  return recommends === undefined ? [...all].sort() : [...out].sort();
+}
+
+function firstOwner(services: readonly ServiceDeclaration[], pkg: string): ServiceDeclaration | undefined {
+  return services.find((s) => s.packages.includes(pkg));
 }
 
 /** Every setting every service declares, at its default. */

@@ -5,7 +5,13 @@ export class WaitAborted extends Error {}
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined>,
-  opts: { timeoutMs: number; intervalMs?: number; signal?: AbortSignal },
+  opts: {
+    timeoutMs: number;
+    intervalMs?: number;
+    signal?: AbortSignal;
+    /** What is still missing, said when the wait times out. */
+    describe?: () => string;
+  },
 ): Promise<T> {
   const deadline = Date.now() + opts.timeoutMs;
   let last: unknown;
@@ -19,7 +25,7 @@ export async function waitFor<T>(
       last = err;
     }
     if (Date.now() >= deadline) {
-      const why = last instanceof Error ? `: ${last.message}` : '';
+      const why = last instanceof Error ? `: ${last.message}` : opts.describe ? `: ${opts.describe()}` : '';
       throw new Error(`timed out after ${Math.round(opts.timeoutMs / 1000)} s waiting for ${what}${why}`);
     }
     await sleep(opts.intervalMs ?? 250);

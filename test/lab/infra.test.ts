@@ -132,7 +132,7 @@ describe('infrastructure tier on a 3-host lab', () => {
   it('has exactly one VIP holder', async () => {
     const s = await status();
     expect(s.vipHolders).toHaveLength(1);
-    figures.labResidentMiB = Math.round((await labStatus('tinfra')).totalRssKiB / 1024);
+    figures.labPssMiB = Math.round((await labStatus('tinfra')).totalPssKiB / 1024);
   });
 
   it('re-deploying with nothing changed changes and restarts nothing', async () => {

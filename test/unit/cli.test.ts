@@ -4,6 +4,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PASSWORD_KEYS } from '../../src/inventory/load.js';
 import { acquireLock } from '../../src/ops/lock.js';
 import { execArgv } from '../../src/util/exec.js';
 
@@ -73,19 +74,9 @@ describe('stackha CLI on bad input', () => {
 describe('stackha CLI: paths, warnings and --allow-single (issue 9)', () => {
   let good: string;
   const run = (...args: string[]) => execArgv([process.execPath, CLI, ...args]);
-  const PASSWORDS = [
-    'database_password',
-    'mariadb_backup_database_password',
-    'rabbitmq_password',
-    'rabbitmq_cluster_cookie',
-    'keepalived_password',
-    'haproxy_password',
-    'memcache_secret_key',
-    'keystone_admin_password',
-    'keystone_database_password',
-  ]
-    .map((k) => `${k}: TOPSECRET${k.length}\n`)
-    .join('');
+  // Every key stackha's services need (a service switched off still has its keys in a kolla passwords.yml).
+  const PASSWORDS = PASSWORD_KEYS.map((k) => `${k}: TOPSECRET${k.length}\n`).join('');
+  const KEPT = PASSWORD_KEYS.length;
 
   beforeAll(() => {
     good = mkdtempSync(join(tmpdir(), 'stackha-cli-good-'));
@@ -168,7 +159,7 @@ describe('stackha CLI: paths, warnings and --allow-single (issue 9)', () => {
     const file = join(good, 'kolla-passwords.yml');
     writeFileSync(
       file,
-      `${PASSWORDS}nova_database_password:\nnova_ssh_key:\n  private_key:\n  public_key:\n`,
+      `${PASSWORDS}heat_database_password:\nnova_ssh_key:\n  private_key:\n  public_key:\n`,
       {
         mode: 0o640,
       },
@@ -176,13 +167,13 @@ describe('stackha CLI: paths, warnings and --allow-single (issue 9)', () => {
     chmodSync(file, 0o640);
     const plain = await run('genpwd', '-p', file);
     expect(plain.stdout.split('\n').filter(Boolean)).toEqual([
-      `${file}: nothing to create; kept 9`,
+      `${file}: nothing to create; kept ${KEPT}`,
       `${file}: mode 0640 changed to 0600`,
       "1 other empty keys (kolla-ansible's) left empty; stackha genpwd --all fills them",
       'left empty: nova_ssh_key (SSH key pairs and blank-by-design keys: kolla-genpwd fills them)',
     ]);
     const all = await run('genpwd', '--all', '-p', file);
-    expect(all.stdout.split('\n')[0]).toBe(`${file}: created nova_database_password; kept 9`);
+    expect(all.stdout.split('\n')[0]).toBe(`${file}: created heat_database_password; kept ${KEPT}`);
     expect(plain.stdout + all.stdout).not.toContain('TOPSECRET');
   });
 });

@@ -2,9 +2,12 @@
 // without a lab: the Keystone fake (files, daemons, an in-memory database behind the VIP, keystone-manage) plus the
 // answers the infrastructure's commands get from healthy daemons: Galera Synced and Primary, RabbitMQ clustered,
 // HAProxy's stats socket with every configured server UP, the VIP on the first load balancer.
+import { createHash } from 'node:crypto';
 import type { Deployment } from '../../src/model.js';
 import type { HostsContext } from '../../src/services/contract.js';
 import { HAPROXY_CFG } from '../../src/services/haproxy/haproxy.js';
+import { RINGS } from '../../src/services/swift/conf.js';
+import { RING_PROGRAM } from '../../src/services/swift/rings.js';
 import { hostsFor } from '../../src/topology.js';
 import type { ExecOptions, ExecResult } from '../../src/util/exec.js';
 import { FakeDb, FakeHost } from './keystone-fake.js';
@@ -162,6 +165,54 @@ export class ClusterHost extends FakeHost {
         return ok();
       }
       return ok();
+    }
+    // The OpenStack tier: its Keystone registration and Swift's ring builder print what they changed.
+    if (cmd === '/usr/bin/python3' && argv[1] === '-') {
+      await super.exec(argv, opts);
+      if (input === RING_PROGRAM) {
+        const req = JSON.parse(this.files.get(argv[2] ?? '')?.content ?? '{}') as {
+          dir: string;
+          devices: unknown[];
+        };
+        const changes: string[] = [];
+        for (const ring of RINGS) {
+          const ringPath = `${req.dir}/${ring.name}.ring.gz`;
+          const content = `ring ${ring.name} ${JSON.stringify(req.devices)}`;
+          if (this.files.get(ringPath)?.content !== content) {
+            this.files.set(ringPath, { content, mode: 0o644 });
+            this.files.set(`${req.dir}/${ring.name}.builder`, { content: `builder ${content}`, mode: 0o644 });
+            changes.push(`${ring.name}: rebalanced`);
+          }
+        }
+        return ok(JSON.stringify(changes));
+      }
+      return ok('[]');
+    }
+    if (cmd === '/usr/bin/base64' && argv[1] === '-w0') {
+      await super.exec(argv, opts);
+      return ok(Buffer.from(this.files.get(argv[2] ?? '')?.content ?? '').toString('base64'));
+    }
+    if (cmd === '/bin/sh' && (argv[2] ?? '').includes('base64 -d')) {
+      await super.exec(argv, opts);
+      this.files.set(argv[4] ?? '', { content: Buffer.from(input, 'base64').toString(), mode: 0o644 });
+      return ok();
+    }
+    if (cmd === '/bin/sh' && (argv[2] ?? '').includes('md5sum')) {
+      await super.exec(argv, opts);
+      const lines = RINGS.flatMap((r) => {
+        const f = this.files.get(`/etc/swift/${r.name}.ring.gz`);
+        return f ? [`${createHash('md5').update(f.content).digest('hex')}  ${r.name}.ring.gz`] : [];
+      });
+      return ok(lines.join('\n'));
+    }
+    // Nova's services table: a row for each Nova daemon that runs, reporting now.
+    if (cmd === '/usr/bin/mariadb' && input.includes('FROM nova.services')) {
+      await super.exec(argv, opts);
+      const rows: string[] = [];
+      for (const [name, host] of this.cluster.hosts)
+        for (const binary of ['nova-compute', 'nova-conductor', 'nova-scheduler'])
+          if (host.daemons.has(binary)) rows.push(`${name}\t${binary}\t0\t0\t0`);
+      return ok(rows.join('\n'));
     }
     if (cmd === 'ip' && argv[1] === '-o') {
       await super.exec(argv, opts);

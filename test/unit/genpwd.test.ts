@@ -87,6 +87,15 @@ describe('generatePasswords', () => {
       'keepalived_password',
       'keystone_admin_password',
       'keystone_database_password',
+      'placement_database_password',
+      'placement_keystone_password',
+      'nova_database_password',
+      'nova_keystone_password',
+      'swift_hash_path_suffix',
+      'swift_hash_path_prefix',
+      'swift_keystone_password',
+      'glance_database_password',
+      'glance_keystone_password',
     ]);
     expect(r.kept).toBe(3);
     // ceph_cluster_fsid is kolla's: left for --all; nova_ssh_key is an SSH key pair, left alone.
@@ -271,12 +280,12 @@ describe('generatePasswords for a kolla-ansible user (issue 9)', () => {
   });
 
   it('--all fills the other empty keys, and says how many are left without it', () => {
-    writeFileSync(file, 'nova_database_password:\nrbd_secret_uuid: ""\ndocker_registry_password:\n');
+    writeFileSync(file, 'heat_database_password:\nrbd_secret_uuid: ""\ndocker_registry_password:\n');
     const first = generatePasswords(file);
     expect(first.otherEmpty).toBe(2);
-    expect(read().nova_database_password).toBeNull();
+    expect(read().heat_database_password).toBeNull();
     const second = generatePasswords(file, { all: true });
-    expect(second.created).toEqual(['nova_database_password', 'rbd_secret_uuid']);
+    expect(second.created).toEqual(['heat_database_password', 'rbd_secret_uuid']);
     expect(second.left).toEqual(['docker_registry_password']);
     expect(read().rbd_secret_uuid).toMatch(/^[0-9a-f-]{36}$/);
     expect(read().docker_registry_password).toBeNull();

@@ -110,6 +110,13 @@ describe('buildDeployment: globals.yml', () => {
         keepalived: true,
         keystone: true,
         'probe-api': true,
+        // The API tier beyond Keystone is on only when switched on.
+        placement: false,
+        nova: false,
+        'nova-compute': false,
+        'swift-storage': false,
+        'swift-proxy': false,
+        glance: false,
       },
       rabbitmqQuorumQueues: true,
       rabbitmqMirroredQueues: false,
@@ -118,12 +125,19 @@ describe('buildDeployment: globals.yml', () => {
       settings: defaultSettings(),
       raw: { kolla_internal_vip_address: '10.0.0.10' },
     });
-    expect(defaultSettings()).toEqual({
+    expect(defaultSettings()).toMatchObject({
       fernet_token_expiry: 86400,
       keystone_uwsgi_processes: 2,
       keystone_uwsgi_threads: 2,
       memcached_max_memory: 64,
       memcached_connection_limit: 5000,
+      placement_uwsgi_processes: 1,
+      nova_api_uwsgi_processes: 1,
+      enable_nova_fake: false,
+      nova_compute_virt_type: 'kvm',
+      swift_part_power: 10,
+      swift_replica_count: 3,
+      glance_api_workers: 1,
     });
     expect(dep.tuning.profile).toBe('stackha');
     expect(dep.tuning.haproxy.database.interMs).toBe(200);
@@ -157,6 +171,12 @@ describe('buildDeployment: globals.yml', () => {
       keepalived: false,
       keystone: true,
       'probe-api': true,
+      placement: false,
+      nova: false,
+      'nova-compute': false,
+      'swift-storage': false,
+      'swift-proxy': false,
+      glance: false,
     });
     expect(dep.globals.keepalivedUnicastPeers).toBe(true);
     expect(dep.globals.rabbitmqQuorumQueues).toBe(false);

@@ -64,10 +64,11 @@ describe('withoutHost', () => {
 describe('the safe-size rule', () => {
   it('refuses to leave Galera and RabbitMQ with 2 nodes, and says why', () => {
     const r = removalCheck(labDep(3), 'ctl3');
-    expect(r.refusals).toHaveLength(2);
+    expect(r.refusals).toHaveLength(3);
     expect(r.refusals[0]).toMatch(/^mariadb: removing ctl3 leaves 2 \(at least 3 needed\)/);
     expect(r.refusals[0]).toMatch(/no quorum to lose/);
     expect(r.refusals[1]).toMatch(/^rabbitmq: .*no quorum to lose/);
+    expect(r.refusals[2]).toMatch(/^swift-storage: .*cannot hold 3 replicas in 3 zones/);
   });
 
   it('refuses a single node too, with its own reason', () => {
@@ -242,10 +243,26 @@ describe('restart order', () => {
       'haproxy',
       'keepalived',
       'keystone',
+      'placement',
+      'nova',
+      'nova-compute',
+      'swift-storage',
+      'swift-proxy',
+      'glance',
     ]);
     expect(names(expandServices(dep, ['keystone', 'mariadb']))).toEqual(['mariadb', 'keystone']);
-    expect(() => expandServices(dep, ['nova'])).toThrow(/cannot restart nova/);
-    expect(names(expandServices(labDep(3, 'enable_keystone: false\n'), ['all']))).not.toContain('keystone');
+    expect(() => expandServices(dep, ['heat'])).toThrow(/cannot restart heat/);
+    expect(
+      names(
+        expandServices(
+          labDep(
+            3,
+            'enable_keystone: false\nenable_placement: false\nenable_nova: false\nenable_swift: false\nenable_glance: false\n',
+          ),
+          ['all'],
+        ),
+      ),
+    ).not.toContain('keystone');
   });
 });
 
@@ -266,15 +283,16 @@ describe('inventory edits', () => {
 
   it('creates a group section that is missing', () => {
     const text = addHostToMultinode('[control]\nctl1 ansible_host=198.18.0.11\n', 'ctl2', '198.18.0.12');
+    // The lab's hosts are in every group: control, network, compute, storage.
     expect(text).toBe(
-      '[control]\nctl1 ansible_host=198.18.0.11\nctl2 ansible_host=198.18.0.12\n\n[network]\nctl2\n',
+      '[control]\nctl1 ansible_host=198.18.0.11\nctl2 ansible_host=198.18.0.12\n\n[network]\nctl2\n\n[compute]\nctl2\n\n[storage]\nctl2\n',
     );
   });
 
   it('removes every line naming the host in host sections, nothing else; round-trips with add', () => {
     const grown = addHostToMultinode(inv.multinode, 'ctl4', '198.18.0.14');
     const r = removeHostFromMultinode(grown, 'ctl4');
-    expect(r.removed).toBe(2);
+    expect(r.removed).toBe(4);
     expect(r.text).toBe(inv.multinode);
     // A [group:vars] key or a child group that happens to share the name is not a host line.
     const odd = '[control]\nctl1\nctl2\n[control:vars]\nctl2 = 1\n[x:children]\nctl2\n';

@@ -94,6 +94,7 @@ export interface OpenstackServiceSpec {
   readonly passwords: readonly string[];
   readonly settings?: Readonly<Record<string, SettingSpec<unknown>>>;
   readonly packages: readonly string[];
+  readonly recommends?: false;
   /** Its databases (several may share a user: Nova's three). */
   databases?(dep: Deployment): readonly ApiDatabase[];
   keystone?(dep: Deployment): readonly KeystoneRegistration[];
@@ -105,9 +106,14 @@ export interface OpenstackServiceSpec {
     /** The Debian package whose version the bootstrap was run for. */
     readonly package: string;
     steps(dep: Deployment, host: HostSpec): readonly BootstrapStep[];
+    /**
+     * What else the bootstrap depends on (Nova's cell1 records the transport URL and database): a change runs it
+     * again. Only its digest is stored.
+     */
+    inputs?(dep: Deployment): string;
   };
   /** After config files are written, before the bootstrap; resolves with the hosts it changed. */
-  afterConfig?(ctx: DeployContext): Promise<readonly string[]>;
+  afterConfig?(ctx: DeployContext, sql: AdminSql): Promise<readonly string[]>;
   /** After the bootstrap, before any daemon starts. */
   afterBootstrap?(ctx: DeployContext, sql: AdminSql): Promise<readonly string[]>;
   /** After every daemon runs: what must follow (mapping new compute hosts, waiting for agents to report). */
@@ -131,7 +137,12 @@ export function openstackLoadBalanced(spec: OpenstackServiceSpec, dep: Deploymen
   if (hosts.length === 0) return [];
   return spec.daemons.flatMap((d) => {
     if (!d.api) return [];
-    const lb = apiLoadBalanced(dep, { name: d.api.lb, port: d.api.port, healthPath: d.api.healthPath, hosts });
+    const lb = apiLoadBalanced(dep, {
+      name: d.api.lb,
+      port: d.api.port,
+      healthPath: d.api.healthPath,
+      hosts,
+    });
     return [{ ...lb, extra: [...(lb.extra ?? []), ...(d.api.extra ?? [])] }];
   });
 }
@@ -167,7 +178,9 @@ export async function waitDaemonReady(
   const exited = async (): Promise<WaitAborted | undefined> => {
     if ((await host.daemonPid(d.name)) !== undefined) return undefined;
     const tail = (await host.readFile(d.logFile))?.trim().split('\n').slice(-8).join('\n');
-    return new WaitAborted(`${d.name} on ${host.name} exited${tail ? `; the end of ${d.logFile}:\n${tail}` : ''}`);
+    return new WaitAborted(
+      `${d.name} on ${host.name} exited${tail ? `; the end of ${d.logFile}:\n${tail}` : ''}`,
+    );
   };
   const started = Date.now();
   await waitFor(
@@ -194,7 +207,7 @@ async function runBootstrap(ctx: DeployContext, spec: OpenstackServiceSpec, sql:
   ).trim();
   const steps = boot.steps(ctx.dep, first);
   const key = `${spec.name}:bootstrap`;
-  const want = `${version} ${digest(JSON.stringify(steps.map((s) => s.argv)))}`;
+  const want = `${version} ${digest(JSON.stringify([steps.map((s) => s.argv), boot.inputs?.(ctx.dep) ?? '']))}`;
   if ((await readMarkers(sql, spec.name)).get(key) === want) return false;
   return withDbLock(
     sql,
@@ -276,7 +289,7 @@ export async function deployOpenstackService(
     }),
   );
 
-  for (const h of (await spec.afterConfig?.(ctx)) ?? []) touched.add(h);
+  for (const h of (await spec.afterConfig?.(ctx, sql)) ?? []) touched.add(h);
   if (await runBootstrap(ctx, spec, sql)) touched.add(firstName);
   for (const h of (await spec.afterBootstrap?.(ctx, sql)) ?? []) touched.add(h);
 
@@ -288,7 +301,9 @@ export async function deployOpenstackService(
   // restarts below, host by host; one with only some stopped (a crash) starts those, with the config it has now.
   await Promise.all(
     plans
-      .filter((p) => p.stopped.length > 0 && (p.due === undefined || p.stopped.length === p.unit.daemons.length))
+      .filter(
+        (p) => p.stopped.length > 0 && (p.due === undefined || p.stopped.length === p.unit.daemons.length),
+      )
       .map(async (p) => {
         for (const d of p.stopped) await p.host.startDaemon(d);
         await ready(p, p.stopped);
@@ -339,7 +354,8 @@ export async function openstackDaemonStates(
         spec.daemons.map(async (d): Promise<OpenstackDaemonState> => {
           const running = (await host.daemonPid(d.name).catch(() => undefined)) !== undefined;
           if (!d.api) return { host: hs.name, daemon: d.name, running };
-          const healthy = running && (await apiHealthy(host, d.api.port, d.api.healthPath).catch(() => false));
+          const healthy =
+            running && (await apiHealthy(host, d.api.port, d.api.healthPath).catch(() => false));
           return { host: hs.name, daemon: d.name, running, healthy };
         }),
       );
@@ -366,14 +382,19 @@ export function openstackDaemonStatus(
     );
     for (const s of mine) {
       if (!s.running) problems.push(`${service}: ${s.daemon} on ${h} is not running`);
-      else if (s.healthy === false) problems.push(`${service}: ${s.daemon} on ${h} does not answer its health check`);
+      else if (s.healthy === false)
+        problems.push(`${service}: ${s.daemon} on ${h} does not answer its health check`);
     }
   }
   return { lines, problems };
 }
 
+/** Every OpenStack service's spec by name, for tests that look inside (bootstrap steps, readiness). */
+export const OPENSTACK_SPECS = new Map<string, OpenstackServiceSpec>();
+
 /** The contract value of an OpenStack service. */
 export function defineOpenstackService(spec: OpenstackServiceSpec): ServiceDeclaration {
+  OPENSTACK_SPECS.set(spec.name, spec);
   const daemons = declaredDaemons(spec);
   const title = spec.title.charAt(0).toUpperCase() + spec.title.slice(1);
   return {
@@ -388,6 +409,7 @@ export function defineOpenstackService(spec: OpenstackServiceSpec): ServiceDecla
     passwords: spec.passwords,
     ...(spec.settings ? { settings: spec.settings } : {}),
     packages: spec.packages,
+    ...(spec.recommends === false ? { recommends: false as const } : {}),
     daemons: () => daemons,
     loadBalanced: (dep) => openstackLoadBalanced(spec, dep),
     ...(spec.keystone ? { keystone: spec.keystone } : {}),

@@ -100,7 +100,7 @@ export function renderPlacement(dep: Deployment, host: HostSpec): OpenstackUnit 
 export const PLACEMENT = defineOpenstackService({
   name: 'placement',
   title: 'placement',
-  enable: { key: 'enable_placement', default: true },
+  enable: { key: 'enable_placement', default: false },
   requires: [
     { service: 'keystone', why: 'it authenticates every request with Keystone' },
     { service: 'mariadb', why: 'its database is reached through HAProxy on the VIP' },
@@ -111,6 +111,7 @@ export const PLACEMENT = defineOpenstackService({
   passwords: ['placement_database_password', 'placement_keystone_password'],
   settings: PLACEMENT_SETTINGS,
   packages: ['placement-api', 'python3-osc-placement'],
+  recommends: false,
   databases: () => [PLACEMENT_DB],
   keystone: (dep) => [
     {
