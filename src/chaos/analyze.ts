@@ -1,7 +1,21 @@
 // The figures of one scenario run, from the load generator's record of every operation. Pure.
 import type { OpRecord } from '../probes/load.js';
 
-export const WORKLOADS = ['sql', 'sqlr', 'amqp', 'mc', 'http', 'tok'] as const;
+export const WORKLOADS = [
+  'sql',
+  'sqlr',
+  'amqp',
+  'mc',
+  'http',
+  'tok',
+  'nova',
+  'plc',
+  'glance',
+  'swift',
+  'obj',
+  'img',
+  'srv',
+] as const satisfies readonly OpRecord['w'][];
 export type Workload = (typeof WORKLOADS)[number];
 
 export const WORKLOAD_LABELS: Record<Workload, string> = {
@@ -11,6 +25,13 @@ export const WORKLOAD_LABELS: Record<Workload, string> = {
   mc: 'memcached',
   http: 'HTTP API',
   tok: 'token issue',
+  nova: 'Nova API read',
+  plc: 'Placement read',
+  glance: 'Glance API read',
+  swift: 'Swift account HEAD',
+  obj: 'object PUT+GET',
+  img: 'image upload+download',
+  srv: 'server boot',
 };
 
 export interface LatencyStats {

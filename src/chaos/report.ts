@@ -16,6 +16,17 @@ export function violations(r: ScenarioResult, outageBoundMs = 60_000): string[] 
   if (r.sql.notVerified.length > 0) v.push(`SQL rows not verified on ${r.sql.notVerified.join(', ')}`);
   if (r.amqp.lost > 0) v.push(`${r.amqp.lost} confirmed messages lost`);
   if (r.amqp.notVerified) v.push('AMQP messages not verified (no accounting from the load generator)');
+  const os = r.openstack;
+  if (os) {
+    if (os.notVerified) v.push('objects and images not verified (the read-back failed)');
+    if (os.objects.lost > 0)
+      v.push(`${os.objects.lost} acknowledged objects lost or changed (${os.objects.detail.join('; ')})`);
+    if (os.images.lost > 0)
+      v.push(`${os.images.lost} acknowledged images lost or changed (${os.images.detail.join('; ')})`);
+    // A server ends ACTIVE or with a clear ERROR; one left in BUILD, or that cannot be deleted, is a violation.
+    if (os.servers.stuckBuild > 0) v.push(`${os.servers.stuckBuild} servers stuck in BUILD`);
+    if (os.servers.stuckDeleting > 0) v.push(`${os.servers.stuckDeleting} servers not deleted`);
+  }
   if (r.problemsAfter.length > 0) v.push(`not whole after healing: ${r.problemsAfter.join('; ')}`);
   for (const e of r.evidence) if (e.startsWith('NOT OBSERVED')) v.push(`fault ${e}`);
   for (const w of r.workloads) {
@@ -70,6 +81,15 @@ export function formatResults(results: readonly ScenarioResult[]): string {
       `  AMQP: ${r.amqp.confirmed} confirmed, ${r.amqp.notVerified ? 'NOT VERIFIED' : `${r.amqp.lost} lost`}, ${r.amqp.duplicates} duplicated, ` +
         `${r.amqp.leftInQueue ?? '?'} left in the queue, ${r.amqp.reconnects} reconnects`,
     );
+    if (r.openstack) {
+      const o = r.openstack;
+      lines.push(
+        `  OpenStack: ${o.notVerified ? 'NOT VERIFIED' : `objects ${o.objects.acked} acknowledged, ${o.objects.lost} lost; images ${o.images.acked} acknowledged, ${o.images.lost} lost`}; ` +
+          `servers ${o.servers.booted} booted: ${o.servers.active} ACTIVE, ${o.servers.error} ERROR, ${o.servers.stuckBuild} stuck in BUILD, ` +
+          `${o.servers.createFailed} create refused, ${o.servers.stuckDeleting} not deleted`,
+      );
+      for (const e of o.servers.errors) lines.push(`    server: ${e}`);
+    }
     const bad = violations(r);
     lines.push(bad.length === 0 ? '  invariants: OK' : `  invariants VIOLATED: ${bad.join('; ')}`, '');
   }
@@ -78,11 +98,13 @@ export function formatResults(results: readonly ScenarioResult[]): string {
 
 /** A compact outage table of single runs: scenario x workload, the fault-anchored outage in seconds and failures. */
 export function formatOutageTable(results: readonly ScenarioResult[]): string {
+  // Only the workloads that ran: the OpenStack ones only where the OpenStack tier is deployed.
+  const present = WORKLOADS.filter((w) => results.some((r) => r.workloads.some((x) => x.workload === w)));
   const header = [
     'scenario',
     'profile',
     'queues',
-    ...WORKLOADS.map((w) => `${WORKLOAD_LABELS[w]} outage s (failed)`),
+    ...present.map((w) => `${WORKLOAD_LABELS[w]} outage s (failed)`),
     'lost',
     'not verified',
     'dup',
@@ -91,12 +113,12 @@ export function formatOutageTable(results: readonly ScenarioResult[]): string {
     r.scenario,
     r.profile,
     r.queues,
-    ...WORKLOADS.map((w) => {
+    ...present.map((w) => {
       const s = r.workloads.find((x) => x.workload === w);
       return s ? `${sec(s.faultGapMs)} (${s.failures})` : '-';
     }),
-    String(r.sql.lost + r.amqp.lost),
-    String(r.sql.notVerified.length + (r.amqp.notVerified ? 1 : 0)),
+    String(r.sql.lost + r.amqp.lost + (r.openstack?.objects.lost ?? 0) + (r.openstack?.images.lost ?? 0)),
+    String(r.sql.notVerified.length + (r.amqp.notVerified ? 1 : 0) + (r.openstack?.notVerified ? 1 : 0)),
     String(r.amqp.duplicates),
   ]);
   return markdownTable(header, rows);

@@ -5,12 +5,19 @@ import type { Host } from '../hosts/host.js';
 import type { LabHost } from '../hosts/lab.js';
 import { type LabState, labClient, readLabState } from '../lab/lab.js';
 import type { Deployment } from '../model.js';
+import { runOpenstack } from '../ops/keystone.js';
 import { clusterProblems, clusterStatus } from '../ops/status.js';
 import { clientSql } from '../probes/client.js';
-import type { LoadConfig, LoadFinal } from '../probes/load.js';
+import type { LoadConfig, LoadFinal, OpenstackLoad, OpenstackVerdict } from '../probes/load.js';
+import { GLANCE_PORT } from '../services/glance/glance.js';
 import { KEYSTONE_ADMIN, KEYSTONE_PORT, keystoneEnabled } from '../services/keystone/keystone.js';
 import { memcachedServers } from '../services/memcached/memcached.js';
+import { NOVA_API_PORT } from '../services/nova/conf.js';
+import { PLACEMENT_PORT } from '../services/placement/placement.js';
 import { PROBE_API_PORT, probeApiEnabled } from '../services/probe-api/probe-api.js';
+import { SWIFT_PROXY_PORT } from '../services/swift/conf.js';
+import { SWIFT_RING_SETTINGS } from '../services/swift/rings.js';
+import { readSettings } from '../settings.js';
 import { hostsFor } from '../topology.js';
 import { builtScript } from '../util/paths.js';
 import { sleep, waitFor } from '../util/wait.js';
@@ -24,6 +31,7 @@ import {
   reconcileNodes,
   timeline,
 } from './analyze.js';
+import { replicaCounts } from './swift-replicas.js';
 
 /** The kinds of replicated queue the spec's RabbitMQ scenarios run with: quorum queues, and classic mirrored ones. */
 export type QueueKind = 'quorum' | 'mirrored';
@@ -92,6 +100,15 @@ export interface Scenario {
   readonly holdMs?: number;
   /** The scenario exercises RabbitMQ's replicated queues: it runs with each queue kind. */
   readonly queueKinds?: boolean;
+  /** Servers booting at once during the run (default 1), when Nova is deployed. */
+  readonly serverStreams?: number;
+  /** Services the scenario needs deployed; `chaos run all` skips it where they are not. */
+  readonly requires?: readonly string[];
+  /**
+   * After healing, measure how long Swift's replicators take until every acknowledged object has all its replicas
+   * again (the host that was down gets them back).
+   */
+  readonly measureReplicas?: boolean;
   /** Injects the fault. */
   inject(ctx: ChaosContext): Promise<Injection>;
   /** Heals: what an operator would do (restart what died, power the host on, recover). */
@@ -131,6 +148,22 @@ export interface AmqpReconciliation {
   readonly notVerified: boolean;
 }
 
+export interface OpenstackReconciliation {
+  readonly objects: { readonly acked: number; readonly lost: number; readonly detail: readonly string[] };
+  readonly images: { readonly acked: number; readonly lost: number; readonly detail: readonly string[] };
+  readonly servers: {
+    readonly booted: number;
+    readonly active: number;
+    readonly error: number;
+    readonly stuckBuild: number;
+    readonly createFailed: number;
+    readonly stuckDeleting: number;
+    readonly errors: readonly string[];
+  };
+  /** The read-back could not be done: nothing acknowledged is verified. */
+  readonly notVerified: boolean;
+}
+
 export interface ScenarioResult {
   readonly scenario: string;
   readonly profile: string;
@@ -150,6 +183,19 @@ export interface ScenarioResult {
   readonly evidence: readonly string[];
   readonly sql: SqlReconciliation;
   readonly amqp: AmqpReconciliation;
+  /** What the OpenStack workloads had acknowledged, read back after healing, and what became of every server. */
+  readonly openstack?: OpenstackReconciliation;
+  /**
+   * Swift replicas after healing (measureReplicas): seconds from the cluster being whole until every acknowledged
+   * object was on all its primary nodes again, or undefined if that never happened within the bound; the counts at
+   * the first and last look.
+   */
+  readonly replicas?: {
+    readonly objects: number;
+    readonly restoredSeconds: number | undefined;
+    readonly firstLook: Readonly<Record<string, number>>;
+    readonly lastLook: Readonly<Record<string, number>>;
+  };
   /** Problems left after settling; empty when the cluster is whole. */
   readonly problemsAfter: readonly string[];
   readonly timeline?: Timeline;
@@ -217,6 +263,169 @@ const CHAOS_DIR = '/var/lib/stackha/chaos';
 const loadConfigPath = (runId: string) => `/etc/stackha/chaos-load-${runId}.json`;
 const opsPath = (runId: string) => `${CHAOS_DIR}/ops-${runId}.jsonl`;
 const finalPath = (runId: string) => `${CHAOS_DIR}/final-${runId}.json`;
+const verdictPath = (runId: string) => `${CHAOS_DIR}/verdict-${runId}.json`;
+
+/** The flavor and image the server workload boots from, made once (the fake driver never reads the image). */
+const CHAOS_FIXTURE = 'stackha-chaos';
+
+async function openstackId(ctx: ChaosContext, args: readonly string[]): Promise<string | undefined> {
+  const r = await runOpenstack(ctx.client, ctx.dep, args);
+  return r.code === 0 ? r.stdout.trim() || undefined : undefined;
+}
+
+/** A flavor and an image to boot from, created unless there. */
+async function chaosFixtures(ctx: ChaosContext): Promise<{ flavorId: string; imageId: string } | undefined> {
+  let flavorId = await openstackId(ctx, ['flavor', 'show', CHAOS_FIXTURE, '-f', 'value', '-c', 'id']);
+  flavorId ??= await openstackId(ctx, [
+    'flavor',
+    'create',
+    '--ram',
+    '64',
+    '--disk',
+    '1',
+    '--vcpus',
+    '1',
+    CHAOS_FIXTURE,
+    '-f',
+    'value',
+    '-c',
+    'id',
+  ]);
+  let imageId = await openstackId(ctx, ['image', 'show', CHAOS_FIXTURE, '-f', 'value', '-c', 'id']);
+  if (!imageId) {
+    await ctx.client.writeFile('/var/lib/stackha/chaos/fixture.img', 'stackha chaos fixture image\n');
+    imageId = await openstackId(ctx, [
+      'image',
+      'create',
+      '--disk-format',
+      'raw',
+      '--container-format',
+      'bare',
+      '--file',
+      '/var/lib/stackha/chaos/fixture.img',
+      CHAOS_FIXTURE,
+      '-f',
+      'value',
+      '-c',
+      'id',
+    ]);
+  }
+  return flavorId && imageId ? { flavorId, imageId } : undefined;
+}
+
+/** The OpenStack workloads for the services this deployment runs. */
+async function openstackLoad(ctx: ChaosContext, scenario: Scenario): Promise<OpenstackLoad | undefined> {
+  const vip = ctx.dep.globals.internalVip;
+  const on = (s: string) => hostsFor(ctx.dep, s).length > 0;
+  if (!on('nova') && !on('glance') && !on('swift-proxy') && !on('placement')) return undefined;
+  const fixtures = on('nova') && on('nova-compute') && on('glance') ? await chaosFixtures(ctx) : undefined;
+  return {
+    ...(on('nova') ? { novaUrl: `http://${vip}:${NOVA_API_PORT}/v2.1` } : {}),
+    ...(on('placement') ? { placementUrl: `http://${vip}:${PLACEMENT_PORT}` } : {}),
+    ...(on('glance') ? { glanceUrl: `http://${vip}:${GLANCE_PORT}` } : {}),
+    ...(on('swift-proxy') ? { swiftUrl: `http://${vip}:${SWIFT_PROXY_PORT}/v1` } : {}),
+    ...(fixtures ?? {}),
+    serverStreams: scenario.serverStreams ?? 1,
+    serverTimeoutMs: 120_000,
+    readIntervalMs: 200,
+    objectIntervalMs: 100,
+    imageIntervalMs: 500,
+    objectBytes: 64 * 1024,
+    imageBytes: 256 * 1024,
+  };
+}
+
+const REPLICA_BOUND_MS = 600_000;
+
+/** Polls the replica count of every acknowledged object until each has as many as the ring asks for. */
+async function measureReplicas(
+  ctx: ChaosContext,
+  final: LoadFinal,
+  since: number,
+): Promise<NonNullable<ScenarioResult['replicas']>> {
+  const names = (final.objectsAcked ?? []).map((o) => o.name);
+  const storage = hostsFor(ctx.dep, 'swift-storage')[0];
+  const m = /\/v1\/([^/]+)\/([^/]+)$/.exec(final.objectContainerUrl ?? '');
+  if (!storage || !m?.[1] || !m[2] || names.length === 0)
+    return {
+      objects: names.length,
+      restoredSeconds: names.length === 0 ? 0 : undefined,
+      firstLook: {},
+      lastLook: {},
+    };
+  const want = readSettings(ctx.dep.globals.settings, SWIFT_RING_SETTINGS).swift_replica_count;
+  const histogram = (counts: Record<string, number>) => {
+    const h: Record<string, number> = {};
+    for (const n of Object.values(counts)) h[`${n} replicas`] = (h[`${n} replicas`] ?? 0) + 1;
+    return h;
+  };
+  let first: Record<string, number> | undefined;
+  let last: Record<string, number> = {};
+  const done = await waitFor(
+    'every object to have all its replicas',
+    async () => {
+      const counts = await replicaCounts(ctx.host(storage.name), m[1] ?? '', m[2] ?? '', names);
+      first ??= histogram(counts);
+      last = histogram(counts);
+      return Object.values(counts).every((n) => n >= want) ? Date.now() : undefined;
+    },
+    { timeoutMs: REPLICA_BOUND_MS, intervalMs: 2000 },
+  ).catch(() => undefined);
+  ctx.log(`swift replicas: first look ${JSON.stringify(first)}, last ${JSON.stringify(last)}`);
+  return {
+    objects: names.length,
+    restoredSeconds: done === undefined ? undefined : Math.max(0, (done - since) / 1000),
+    firstLook: first ?? {},
+    lastLook: last,
+  };
+}
+
+/** Reads back every object and image the run had acknowledged, through the VIP, and tallies the servers. */
+async function verifyOpenstack(
+  ctx: ChaosContext,
+  runId: string,
+  final: LoadFinal | undefined,
+): Promise<OpenstackReconciliation> {
+  const servers = final?.servers ?? [];
+  const tally = {
+    booted: servers.filter((s) => s.state !== 'create-failed').length,
+    active: servers.filter((s) => s.state === 'active').length,
+    error: servers.filter((s) => s.state === 'error').length,
+    stuckBuild: servers.filter((s) => s.state === 'stuck-build').length,
+    createFailed: servers.filter((s) => s.state === 'create-failed').length,
+    stuckDeleting: servers.filter((s) => s.deleted === 'stuck-deleting' || s.deleted === 'delete-failed')
+      .length,
+    errors: servers
+      .filter((s) => s.detail)
+      .slice(0, 10)
+      .map((s) => `${s.id || 'create'}: ${s.detail}`),
+  };
+  const none = { acked: 0, lost: 0, detail: [] as string[] };
+  if (!final) return { objects: none, images: none, servers: tally, notVerified: true };
+  const r = await ctx.client.exec(
+    [
+      process.execPath,
+      builtScript('probes/load.js'),
+      '--verify',
+      loadConfigPath(runId),
+      finalPath(runId),
+      verdictPath(runId),
+    ],
+    { timeoutMs: 600_000 },
+  );
+  const text = await ctx.client.readFile(verdictPath(runId));
+  if (r.code !== 0 || !text) {
+    ctx.log(`read-back of objects and images failed: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    return { objects: none, images: none, servers: tally, notVerified: true };
+  }
+  const v = JSON.parse(text) as OpenstackVerdict;
+  const side = (x: OpenstackVerdict['objects']) => ({
+    acked: x.acked,
+    lost: x.differ.length + x.unreadable.length,
+    detail: [...x.differ.map((d) => `${d}: differs`), ...x.unreadable].slice(0, 20),
+  });
+  return { objects: side(v.objects), images: side(v.images), servers: tally, notVerified: false };
+}
 
 /**
  * Ends a load generator still running from an earlier run (a harness that died mid-run): it is never reused, and what
@@ -293,6 +502,7 @@ export async function runScenario(
   }
   const runId = `${scenario.name.slice(0, 20)}-${randomBytes(4).toString('hex')}`;
   const client = ctx.client;
+  const openstack = keystoneEnabled(ctx.dep) ? await openstackLoad(ctx, scenario) : undefined;
   const queues = ctx.queueKind;
   const cfg: LoadConfig = {
     runId,
@@ -317,6 +527,7 @@ export async function runScenario(
           issueIntervalMs: Math.max(1000, opts.intervalMs * 50),
         }
       : undefined,
+    ...(openstack ? { openstack } : {}),
     intervalMs: opts.intervalMs,
     drainMs: 60_000,
     maxSeconds: Math.ceil((opts.warmupMs + opts.holdMs + opts.settleTimeoutMs + opts.afterMs) / 1000) + 600,
@@ -413,7 +624,14 @@ export async function runScenario(
   if (sql.notVerified.length > 0)
     error ??= `acknowledged rows not verified on ${sql.notVerified.join(', ')}: the read-back failed`;
   const amqpRec = reconcile(final?.amqpConfirmed ?? [], new Map(Object.entries(final?.amqpReceived ?? {})));
-  for (const path of [opsPath(runId), finalPath(runId), loadConfigPath(runId)]) await client.remove(path);
+  const replicas =
+    scenario.measureReplicas && final ? await measureReplicas(ctx, final, wholeAt ?? Date.now()) : undefined;
+  if (replicas && replicas.restoredSeconds === undefined)
+    error ??= `Swift did not restore every replica of ${replicas.objects} objects within ${REPLICA_BOUND_MS / 1000} s`;
+  const osRec = openstack ? await verifyOpenstack(ctx, runId, final) : undefined;
+  if (osRec?.notVerified) error ??= 'the acknowledged objects and images were not read back: not verified';
+  for (const path of [opsPath(runId), finalPath(runId), loadConfigPath(runId), verdictPath(runId)])
+    await client.remove(path);
   return {
     scenario: scenario.name,
     profile: ctx.dep.tuning.profile,
@@ -437,6 +655,8 @@ export async function runScenario(
       leftInQueue: final?.amqpLeftInQueue,
       notVerified: !final,
     },
+    ...(osRec ? { openstack: osRec } : {}),
+    ...(replicas ? { replicas } : {}),
     problemsAfter,
     timeline: timeline(ops, load),
     failedOps: ops

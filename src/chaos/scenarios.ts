@@ -354,6 +354,82 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
   },
 ];
 
+/**
+ * The spec's test 2, "one or more API services are in a failed state", for the OpenStack tier: an API backend killed
+ * on a host that does not hold the VIP, under its users' load. HAProxy drops it after its checks fail; requests it
+ * had in flight are retried on another server (redispatch) when that is safe. Deploy restarts it.
+ */
+function apiBackendDies(service: string, daemon: string, lb: string, what: string): Scenario {
+  return {
+    name: `${daemon}-dies`,
+    description: `kill -9 of ${daemon} on a host not holding the VIP, under ${what} load; HAProxy drops it`,
+    requires: [service],
+    inject: async (ctx) => {
+      const hosts = hostsFor(ctx.dep, service);
+      const holder = await vipHolder(ctx);
+      const victim = hosts.find((h) => h.name !== holder) ?? hosts[0];
+      if (!victim) throw new Error(`${service} is not deployed`);
+      const gone = await kill(ctx, victim.name, daemon);
+      return {
+        target: `${daemon} on ${victim.name}`,
+        at: lastKill(ctx),
+        observe: observeAll(gone, serverDown(ctx, lb, victim.name)),
+      };
+    },
+    heal: restartWhatDied,
+  };
+}
+
+/** A Nova service that is not behind HAProxy (conductor, scheduler) killed on one host while servers boot. */
+function novaServiceDies(daemon: string): Scenario {
+  return {
+    name: `${daemon}-dies`,
+    description: `kill -9 of ${daemon} on one host while servers boot: each ends ACTIVE or in a clear ERROR, none stuck in BUILD`,
+    requires: ['nova', 'nova-compute', 'glance'],
+    serverStreams: 2,
+    holdMs: 20_000,
+    inject: async (ctx) => {
+      const hosts = hostsFor(ctx.dep, 'nova');
+      const victim = hosts[0];
+      if (!victim) throw new Error('nova is not deployed');
+      const gone = await kill(ctx, victim.name, daemon);
+      return { target: `${daemon} on ${victim.name}`, at: lastKill(ctx), observe: observeAll(gone) };
+    },
+    heal: restartWhatDied,
+  };
+}
+
+export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
+  apiBackendDies('nova', 'nova-api', 'nova_api', 'Nova API and server boot'),
+  apiBackendDies('placement', 'placement-api', 'placement_api', 'Placement read'),
+  apiBackendDies('glance', 'glance-api', 'glance_api', 'image upload and download'),
+  apiBackendDies('swift-proxy', 'swift-proxy-server', 'swift_api', 'object PUT and GET'),
+  novaServiceDies('nova-conductor'),
+  novaServiceDies('nova-scheduler'),
+  {
+    name: 'storage-host-crash',
+    description:
+      'a Swift storage host not holding the VIP loses power while objects are written; after power-on every acknowledged object reads back and replication restores every replica (timed)',
+    requires: ['swift-storage', 'swift-proxy'],
+    measureReplicas: true,
+    inject: async (ctx) => {
+      const holder = await vipHolder(ctx);
+      const victim = hostsFor(ctx.dep, 'swift-storage').find((h) => h.name !== holder);
+      if (!victim) throw new Error('no storage host apart from the VIP holder');
+      const at = Date.now();
+      await crashHost(ctx.lab, victim.name);
+      crashed.set(ctx.lab.name, victim.name);
+      return { target: `host ${victim.name}`, at, observe: observeAll(hostDown(ctx, victim.name, false)) };
+    },
+    heal: async (ctx) => {
+      const host = crashed.get(ctx.lab.name);
+      if (host) await powerOnHost(ctx.lab, host);
+      crashed.delete(ctx.lab.name);
+      await ctx.redeploy();
+    },
+  },
+];
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'baseline',
@@ -529,6 +605,7 @@ export const SCENARIOS: readonly Scenario[] = [
     },
     heal: restartWhatDied,
   },
+  ...OPENSTACK_SCENARIOS,
   // Issue 5, last: growing, shrinking back and restarting leave the deployment as they found it.
   ...SCALE_SCENARIOS,
 ];

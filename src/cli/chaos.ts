@@ -23,6 +23,7 @@ import { SCENARIOS, scenarioByName } from '../chaos/scenarios.js';
 import { deploy } from '../deploy/deploy.js';
 import type { LabState } from '../lab/lab.js';
 import type { Deployment, ProfileName } from '../model.js';
+import { hostsFor } from '../topology.js';
 import { withProfile } from '../tuning.js';
 import type { CliContext } from './common.js';
 
@@ -111,8 +112,12 @@ async function runPlan(base: Deployment, state: LabState, plan: Plan, reportPath
   return results;
 }
 
-function expand(names: readonly string[]): string[] {
-  if (names.length === 0 || names.includes('all')) return SCENARIOS.map((s) => s.name);
+function expand(names: readonly string[], dep: Deployment): string[] {
+  // `all` is every scenario whose services this deployment runs.
+  if (names.length === 0 || names.includes('all'))
+    return SCENARIOS.filter((s) => (s.requires ?? []).every((r) => hostsFor(dep, r).length > 0)).map(
+      (s) => s.name,
+    );
   for (const n of names) scenarioByName(n);
   return [...names];
 }
@@ -180,7 +185,7 @@ export function registerChaos(program: Command, cli: CliContext): void {
         {
           profiles: [profile],
           queues: parseQueues(o.queues, dep),
-          names: expand(names),
+          names: expand(names, dep),
           trials: positive(o.trials, '--trials', 1),
           opts: runOptions(o),
         },
@@ -200,7 +205,7 @@ export function registerChaos(program: Command, cli: CliContext): void {
       {
         profiles: ['stackha', 'kolla'],
         queues: parseQueues(o.queues, dep),
-        names: expand(names),
+        names: expand(names, dep),
         trials: positive(o.trials, '--trials', 1),
         opts: runOptions(o),
       },

@@ -8,8 +8,16 @@
 //   http  GET through the VIP to an HAProxy frontend: with Keystone deployed, a token validation
 //         (GET /v3/auth/tokens), else the lab's probe API
 //   tok   with Keystone deployed, a password token issue through the VIP, at a lower rate (it hashes a password)
+// and with the OpenStack tier deployed, what its users do through the VIP with the admin's token:
+//   nova, plc, glance, swift   a read of each API (server list, resource providers, image list, account HEAD)
+//   obj   a Swift object PUT with its md5 as ETag, then a GET compared with it; acknowledged objects are kept
+//   img   a Glance image created, uploaded, its checksum checked, downloaded and compared
+//   srv   a Nova server created and followed to ACTIVE (or ERROR, or stuck), then deleted and followed until gone
 // Runs until SIGTERM, then stops producing, drains the consumer and writes its final accounting.
 // Usage: load CONFIG.json   (the config holds passwords: written 0600 by the controller)
+//        load --verify CONFIG.json FINAL.json OUT.json   reads back every acknowledged object and image through the
+//        VIP, compares each with its md5, writes the verdict, then deletes them
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
 import amqp from 'amqplib';
 import mariadb, { type Connection as DbConnection } from 'mariadb';
@@ -29,6 +37,8 @@ export interface LoadConfig {
   readonly httpUrl: string | undefined;
   /** Keystone on the VIP: when set, the HTTP workload validates tokens and `tok` issues them. */
   readonly keystone: KeystoneLoad | undefined;
+  /** The OpenStack tier's APIs on the VIP: when set (and Keystone is), its workloads run too. */
+  readonly openstack?: OpenstackLoad;
   /** Pause between operations of one workload, ms. */
   readonly intervalMs: number;
   readonly drainMs: number;
@@ -45,9 +55,54 @@ export interface KeystoneLoad {
   readonly issueIntervalMs: number;
 }
 
+export interface OpenstackLoad {
+  /** e.g. http://VIP:8774/v2.1 */
+  readonly novaUrl?: string;
+  readonly placementUrl?: string;
+  readonly glanceUrl?: string;
+  /** The proxy on the VIP, e.g. http://VIP:8080/v1 (the account comes from the token's project). */
+  readonly swiftUrl?: string;
+  /** What servers boot from (fake driver: never downloaded, but validated). */
+  readonly flavorId?: string;
+  readonly imageId?: string;
+  /** Servers booting at once. */
+  readonly serverStreams: number;
+  /** How long a server may stay in BUILD (or a deleted one linger) before it counts as stuck, ms. */
+  readonly serverTimeoutMs: number;
+  /** Pause between reads of each API, ms. */
+  readonly readIntervalMs: number;
+  /** Pause between object PUT/GETs and between image cycles, ms. */
+  readonly objectIntervalMs: number;
+  readonly imageIntervalMs: number;
+  readonly objectBytes: number;
+  readonly imageBytes: number;
+}
+
+/** What happened to one server the workload booted. */
+export interface ServerOutcome {
+  readonly id: string;
+  /** ACTIVE, ERROR (with the fault), stuck in BUILD, or never created. */
+  readonly state: 'active' | 'error' | 'stuck-build' | 'create-failed';
+  readonly deleted: 'deleted' | 'stuck-deleting' | 'delete-failed' | 'not-tried';
+  readonly detail?: string;
+}
+
 /** One operation as recorded: workload, start (epoch ms), latency (ms), ok, error kind. */
 export interface OpRecord {
-  readonly w: 'sql' | 'sqlr' | 'amqp' | 'mc' | 'http' | 'tok';
+  readonly w:
+    | 'sql'
+    | 'sqlr'
+    | 'amqp'
+    | 'mc'
+    | 'http'
+    | 'tok'
+    | 'nova'
+    | 'plc'
+    | 'glance'
+    | 'swift'
+    | 'obj'
+    | 'img'
+    | 'srv';
   readonly t: number;
   readonly l: number;
   readonly ok: boolean;
@@ -66,10 +121,18 @@ export interface LoadFinal {
   readonly drained: boolean;
   /** Messages still in the queue after the drain; undefined when the generator could not ask. */
   readonly amqpLeftInQueue: number | undefined;
+  /** Swift objects whose PUT was acknowledged (201 with the ETag asked for), with their md5. */
+  readonly objectsAcked?: readonly { name: string; md5: string }[];
+  /** The container they are in, under the admin project's account URL. */
+  readonly objectContainerUrl?: string;
+  /** Glance images that reached active with the checksum of what was uploaded. */
+  readonly imagesAcked?: readonly { id: string; md5: string }[];
+  readonly servers?: readonly ServerOutcome[];
 }
 
-const cfg = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as LoadConfig;
-const out = createWriteStream(cfg.opsFile, { flags: 'w' });
+const VERIFY = process.argv[2] === '--verify';
+const cfg = JSON.parse(readFileSync(process.argv[VERIFY ? 3 : 2] ?? '', 'utf8')) as LoadConfig;
+const out = createWriteStream(VERIFY ? '/dev/null' : cfg.opsFile, { flags: 'w' });
 let stopping = false;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -359,6 +422,8 @@ function fetchError(err: unknown): unknown {
 }
 
 let keystoneToken: string | undefined;
+/** The admin project's id, from the first token (Swift's account is AUTH_<project id>). */
+let keystoneProject: string | undefined;
 
 async function issueToken(k: KeystoneLoad): Promise<string> {
   const body = {
@@ -376,9 +441,10 @@ async function issueToken(k: KeystoneLoad): Promise<string> {
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(10_000),
   });
-  await res.arrayBuffer();
+  const body2 = (await res.json().catch(() => ({}))) as { token?: { project?: { id?: string } } };
   const token = res.headers.get('x-subject-token');
   if (res.status !== 201 || !token) throw new Error(`http ${res.status}`);
+  keystoneProject ??= body2.token?.project?.id;
   return token;
 }
 
@@ -415,6 +481,250 @@ async function tokenValidator(k: KeystoneLoad): Promise<void> {
     }
     await sleep(cfg.intervalMs);
   }
+}
+
+// ---------------------------------------------------------------------------------------------------- OpenStack
+const objectsAcked: { name: string; md5: string }[] = [];
+const imagesAcked: { id: string; md5: string }[] = [];
+const servers: ServerOutcome[] = [];
+
+const md5Hex = (b: Uint8Array): string => createHash('md5').update(b).digest('hex');
+
+/** A request with the current admin token; a status the caller does not accept throws `http NNN`. */
+async function api(
+  url: string,
+  init: {
+    method?: string;
+    body?: Uint8Array | string;
+    headers?: Record<string, string>;
+    timeoutMs?: number;
+  } = {},
+  accept: readonly number[] = [200],
+): Promise<Response> {
+  const res = await fetch(url, {
+    method: init.method ?? 'GET',
+    headers: { 'x-auth-token': keystoneToken ?? '', ...(init.headers ?? {}) },
+    ...(init.body !== undefined ? { body: init.body } : {}),
+    signal: AbortSignal.timeout(init.timeoutMs ?? 10_000),
+  });
+  if (!accept.includes(res.status)) {
+    await res.arrayBuffer().catch(() => {});
+    throw new Error(`http ${res.status}`);
+  }
+  return res;
+}
+
+async function untilToken(): Promise<void> {
+  while (!stopping && (keystoneToken === undefined || keystoneProject === undefined)) await sleep(100);
+}
+
+/** Reads one API at a steady rate: what an operator's dashboard or a service polling another does. */
+async function apiReader(w: OpRecord['w'], url: string, method = 'GET', accept: readonly number[] = [200]) {
+  await untilToken();
+  while (!stopping) {
+    const t = Date.now();
+    try {
+      const res = await api(url, { method }, accept);
+      await res.arrayBuffer();
+      record(w, t, true);
+    } catch (err) {
+      record(w, t, false, fetchError(err));
+    }
+    await sleep(cfg.openstack?.readIntervalMs ?? 200);
+  }
+}
+
+const swiftAccount = (o: OpenstackLoad): string => `${o.swiftUrl}/AUTH_${keystoneProject}`;
+const objectContainer = (o: OpenstackLoad): string => `${swiftAccount(o)}/stackha-chaos-${cfg.runId}`;
+
+/** PUT an object with its md5 as ETag (Swift refuses it if what it stored differs), then GET it back. */
+async function objectWorkload(o: OpenstackLoad): Promise<void> {
+  await untilToken();
+  let ready = false;
+  let seq = 0;
+  while (!stopping) {
+    const t = Date.now();
+    try {
+      if (!ready) {
+        await api(objectContainer(o), { method: 'PUT' }, [201, 202, 204]);
+        ready = true;
+      }
+      const body = randomBytes(o.objectBytes);
+      const md5 = md5Hex(body);
+      const name = `o${seq++}`;
+      const put = await api(
+        `${objectContainer(o)}/${name}`,
+        { method: 'PUT', body, headers: { etag: md5 } },
+        [201],
+      );
+      await put.arrayBuffer();
+      objectsAcked.push({ name, md5 });
+      const got = new Uint8Array(await (await api(`${objectContainer(o)}/${name}`)).arrayBuffer());
+      if (md5Hex(got) !== md5) throw new Error('object read back differs');
+      record('obj', t, true);
+    } catch (err) {
+      record('obj', t, false, fetchError(err));
+    }
+    await sleep(o.objectIntervalMs);
+  }
+}
+
+/** Create an image, upload it, check Glance's checksum, download it and compare. */
+async function imageWorkload(o: OpenstackLoad): Promise<void> {
+  await untilToken();
+  let seq = 0;
+  while (!stopping) {
+    const t = Date.now();
+    try {
+      const created = await api(
+        `${o.glanceUrl}/v2/images`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            name: `stackha-chaos-${cfg.runId}-${seq++}`,
+            disk_format: 'raw',
+            container_format: 'bare',
+            visibility: 'private',
+          }),
+        },
+        [201],
+      );
+      const id = ((await created.json()) as { id: string }).id;
+      const body = randomBytes(o.imageBytes);
+      const md5 = md5Hex(body);
+      await (
+        await api(
+          `${o.glanceUrl}/v2/images/${id}/file`,
+          { method: 'PUT', body, headers: { 'content-type': 'application/octet-stream' }, timeoutMs: 60_000 },
+          [204],
+        )
+      ).arrayBuffer();
+      const meta = (await (await api(`${o.glanceUrl}/v2/images/${id}`)).json()) as {
+        status?: string;
+        checksum?: string;
+      };
+      if (meta.status !== 'active' || meta.checksum !== md5)
+        throw new Error(`image ${meta.status ?? '?'} checksum ${meta.checksum ?? '-'}`);
+      imagesAcked.push({ id, md5 });
+      const got = new Uint8Array(
+        await (await api(`${o.glanceUrl}/v2/images/${id}/file`, { timeoutMs: 60_000 })).arrayBuffer(),
+      );
+      if (md5Hex(got) !== md5) throw new Error('image read back differs');
+      record('img', t, true);
+    } catch (err) {
+      record('img', t, false, fetchError(err));
+    }
+    await sleep(o.imageIntervalMs);
+  }
+}
+
+/** Polls a server until `done` says so; poll failures (an API backend dying) are the nova reads' to count. */
+async function followServer(
+  o: OpenstackLoad,
+  id: string,
+  done: (status: string | undefined, gone: boolean, fault: string | undefined) => boolean,
+): Promise<{ status: string | undefined; gone: boolean; fault: string | undefined; timedOut: boolean }> {
+  const deadline = Date.now() + o.serverTimeoutMs;
+  let last: { status: string | undefined; gone: boolean; fault: string | undefined } = {
+    status: undefined,
+    gone: false,
+    fault: undefined,
+  };
+  while (Date.now() < deadline) {
+    const t = Date.now();
+    try {
+      const res = await api(`${o.novaUrl}/servers/${id}`, {}, [200, 404]);
+      if (res.status === 404) {
+        await res.arrayBuffer();
+        last = { status: undefined, gone: true, fault: undefined };
+      } else {
+        const s = ((await res.json()) as { server?: { status?: string; fault?: { message?: string } } })
+          .server;
+        last = { status: s?.status, gone: false, fault: s?.fault?.message };
+      }
+      record('nova', t, true);
+      if (done(last.status, last.gone, last.fault)) return { ...last, timedOut: false };
+    } catch (err) {
+      record('nova', t, false, fetchError(err));
+    }
+    await sleep(500);
+  }
+  return { ...last, timedOut: true };
+}
+
+/** Boots servers one after another: create, follow to ACTIVE or ERROR, delete, follow until gone. */
+async function serverWorkload(o: OpenstackLoad, stream: number): Promise<void> {
+  await untilToken();
+  let seq = 0;
+  while (!stopping) {
+    const t = Date.now();
+    let id: string | undefined;
+    try {
+      const res = await api(
+        `${o.novaUrl}/servers`,
+        {
+          method: 'POST',
+          // 2.37: a server without a network (the lab's servers only need to be scheduled and built).
+          headers: { 'content-type': 'application/json', 'openstack-api-version': 'compute 2.37' },
+          body: JSON.stringify({
+            server: {
+              name: `stackha-chaos-${cfg.runId}-${stream}-${seq++}`,
+              imageRef: o.imageId,
+              flavorRef: o.flavorId,
+              networks: 'none',
+            },
+          }),
+        },
+        [202],
+      );
+      id = ((await res.json()) as { server: { id: string } }).server.id;
+    } catch (err) {
+      record('srv', t, false, fetchError(err));
+      servers.push({ id: '', state: 'create-failed', deleted: 'not-tried', detail: String(fetchError(err)) });
+      await sleep(1000);
+      continue;
+    }
+    const built = await followServer(o, id, (s) => s === 'ACTIVE' || s === 'ERROR');
+    const state: ServerOutcome['state'] =
+      built.status === 'ACTIVE' ? 'active' : built.status === 'ERROR' ? 'error' : 'stuck-build';
+    if (state === 'active') record('srv', t, true);
+    else record('srv', t, false, state === 'error' ? `ERROR ${built.fault ?? ''}` : 'stuck in BUILD');
+    // Deleted whatever its state: a stuck or failed server must not linger.
+    let deleted: ServerOutcome['deleted'] = 'delete-failed';
+    for (let attempt = 0; attempt < 5 && deleted === 'delete-failed'; attempt++) {
+      try {
+        await (await api(`${o.novaUrl}/servers/${id}`, { method: 'DELETE' }, [204, 404])).arrayBuffer();
+        const gone = await followServer(o, id, (_s, g) => g);
+        deleted = gone.gone ? 'deleted' : 'stuck-deleting';
+      } catch {
+        await sleep(1000);
+      }
+    }
+    servers.push({ id, state, deleted, ...(built.fault ? { detail: built.fault.slice(0, 200) } : {}) });
+  }
+}
+
+function openstackProducers(o: OpenstackLoad): Promise<void>[] {
+  const out: Promise<void>[] = [];
+  if (o.novaUrl) out.push(apiReader('nova', `${o.novaUrl}/servers?limit=1`));
+  if (o.placementUrl) out.push(apiReader('plc', `${o.placementUrl}/resource_providers`));
+  if (o.glanceUrl) {
+    out.push(apiReader('glance', `${o.glanceUrl}/v2/images?limit=1`));
+    out.push(imageWorkload(o));
+  }
+  if (o.swiftUrl) {
+    out.push(
+      (async () => {
+        await untilToken();
+        await apiReader('swift', swiftAccount(o), 'HEAD', [200, 204]);
+      })(),
+    );
+    out.push(objectWorkload(o));
+  }
+  if (o.novaUrl && o.flavorId && o.imageId)
+    for (let i = 0; i < o.serverStreams; i++) out.push(serverWorkload(o, i));
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------- main
@@ -483,6 +793,7 @@ async function main(): Promise<void> {
   const producers = [sqlWriter(), sqlReader(), amqpPublisher(), memcachedWorkload()];
   if (cfg.keystone) producers.push(tokenIssuer(cfg.keystone), tokenValidator(cfg.keystone));
   else if (cfg.httpUrl) producers.push(httpWorkload(cfg.httpUrl));
+  if (cfg.keystone && cfg.openstack) producers.push(...openstackProducers(cfg.openstack));
   const consumer = amqpConsumer();
   // Producers stop within an operation's bounds; a hung one must not hold the accounting back.
   // The bound starts when stopping does (not when the load starts: that ended every run after 100 s).
@@ -500,13 +811,86 @@ async function main(): Promise<void> {
     sqlReconnects,
     drained: amqpConfirmed.every((id) => amqpReceived.has(id)),
     amqpLeftInQueue: await queueDepth(),
+    ...(cfg.openstack
+      ? {
+          objectsAcked,
+          ...(cfg.openstack.swiftUrl && keystoneProject
+            ? { objectContainerUrl: objectContainer(cfg.openstack) }
+            : {}),
+          imagesAcked,
+          servers,
+        }
+      : {}),
   };
   await new Promise<void>((resolve) => out.end(() => resolve()));
   writeFileSync(cfg.finalFile, JSON.stringify(final));
   process.exit(0);
 }
 
-main().catch((err: unknown) => {
+/** The verdict on what the OpenStack workloads had acknowledged, read back after the cluster healed. */
+export interface OpenstackVerdict {
+  readonly objects: {
+    readonly acked: number;
+    readonly intact: number;
+    readonly differ: readonly string[];
+    readonly unreadable: readonly string[];
+  };
+  readonly images: {
+    readonly acked: number;
+    readonly intact: number;
+    readonly differ: readonly string[];
+    readonly unreadable: readonly string[];
+  };
+}
+
+async function readBack(url: string, md5: string): Promise<'intact' | 'differs' | string> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const got = new Uint8Array(await (await api(url, { timeoutMs: 60_000 })).arrayBuffer());
+      return md5Hex(got) === md5 ? 'intact' : 'differs';
+    } catch (err) {
+      // Read-back is after healing: a transient error is retried, a persistent one is the verdict.
+      if (attempt >= 4) return String(fetchError(err));
+      await sleep(1000);
+    }
+  }
+}
+
+async function verify(): Promise<void> {
+  const final = JSON.parse(readFileSync(process.argv[4] ?? '', 'utf8')) as LoadFinal;
+  const o = cfg.openstack;
+  if (!cfg.keystone || !o) throw new Error('no OpenStack workloads in this config');
+  keystoneToken = await issueToken(cfg.keystone);
+  const verdict = {
+    objects: { acked: 0, intact: 0, differ: [] as string[], unreadable: [] as string[] },
+    images: { acked: 0, intact: 0, differ: [] as string[], unreadable: [] as string[] },
+  };
+  for (const obj of final.objectsAcked ?? []) {
+    verdict.objects.acked++;
+    const r = await readBack(`${final.objectContainerUrl}/${obj.name}`, obj.md5);
+    if (r === 'intact') verdict.objects.intact++;
+    else if (r === 'differs') verdict.objects.differ.push(obj.name);
+    else verdict.objects.unreadable.push(`${obj.name}: ${r}`);
+  }
+  for (const img of final.imagesAcked ?? []) {
+    verdict.images.acked++;
+    const r = await readBack(`${o.glanceUrl}/v2/images/${img.id}/file`, img.md5);
+    if (r === 'intact') verdict.images.intact++;
+    else if (r === 'differs') verdict.images.differ.push(img.id);
+    else verdict.images.unreadable.push(`${img.id}: ${r}`);
+  }
+  writeFileSync(process.argv[5] ?? '', JSON.stringify(verdict));
+  // What the run created goes: its objects and their container, its images.
+  for (const obj of final.objectsAcked ?? [])
+    await api(`${final.objectContainerUrl}/${obj.name}`, { method: 'DELETE' }, [204, 404]).catch(() => {});
+  if (final.objectContainerUrl)
+    await api(final.objectContainerUrl, { method: 'DELETE' }, [204, 404, 409]).catch(() => {});
+  for (const img of final.imagesAcked ?? [])
+    await api(`${o.glanceUrl}/v2/images/${img.id}`, { method: 'DELETE' }, [204, 404]).catch(() => {});
+  process.exit(0);
+}
+
+(VERIFY ? verify() : main()).catch((err: unknown) => {
   process.stderr.write(`load: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });

@@ -12,6 +12,7 @@ import { KEEPALIVED } from './keepalived/keepalived.js';
 import { KEYSTONE_SERVICE } from './keystone/keystone.js';
 import { MARIADB } from './mariadb/galera.js';
 import { MEMCACHED } from './memcached/memcached.js';
+import { NEUTRON } from './neutron/neutron.js';
 import { NOVA_COMPUTE } from './nova/compute.js';
 import { NOVA } from './nova/nova.js';
 import { PLACEMENT } from './placement/placement.js';
@@ -36,6 +37,7 @@ export const SERVICES: readonly ServiceDeclaration[] = [
   KEEPALIVED,
   KEYSTONE_SERVICE,
   PLACEMENT,
+  NEUTRON,
   NOVA,
   NOVA_COMPUTE,
   SWIFT_STORAGE,

@@ -16,6 +16,7 @@ import {
   readLabState,
 } from '../../src/lab/lab.js';
 import type { Deployment } from '../../src/model.js';
+import { SERVICES } from '../../src/services/registry.js';
 import { type ExecResult, execArgv } from '../../src/util/exec.js';
 
 export const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
@@ -38,6 +39,11 @@ export async function createTestLab(opts: {
   subnet: string;
   hosts?: number;
   globals?: Record<string, string>;
+  /**
+   * Deploy the OpenStack tier beyond Keystone (Placement, Nova, Swift, Glance) too. Off by default: the suites of the
+   * infrastructure measure it alone, and only the OpenStack suite pays for the whole stack.
+   */
+  openstack?: boolean;
 }): Promise<TestLab> {
   await labDown(opts.name, { purge: true });
   const state = await labUp({ name: opts.name, hostCount: opts.hosts ?? 3, subnet: opts.subnet });
@@ -52,7 +58,11 @@ export async function createTestLab(opts: {
     .map(([k, v]) => `${k}: ${v}\n`)
     .join('');
   writeFileSync(join(dir, 'multinode'), inv.multinode);
-  writeFileSync(join(dir, 'globals.yml'), inv.globals + extra);
+  let globals = inv.globals;
+  if (!opts.openstack)
+    for (const s of SERVICES.filter((x) => x.tier === 'api' && x.name !== 'keystone'))
+      globals = globals.replace(new RegExp(`^${s.enable.key}: true$`, 'm'), `${s.enable.key}: false`);
+  writeFileSync(join(dir, 'globals.yml'), globals + extra);
   generatePasswords(join(dir, 'passwords.yml'));
   const dep = loadDeployment(dir);
   const seenPids = new Set<number>();

@@ -236,7 +236,7 @@ describe('what the user meant', () => {
     ].join('\n');
     expect(warningsOf(files({ globals }))).toEqual([
       'globals.yml:2 enable_haproxyy: unknown key, ignored: did you mean enable_haproxy? enable_haproxy is not set, so its default (true) applies',
-      'globals.yml:3 enable_neutronn: unknown key, ignored: did you mean enable_neutron? (a kolla-ansible key stackha does not use)',
+      'globals.yml:3 enable_neutronn: unknown key, ignored: did you mean enable_neutron? enable_neutron is not set, so its default (false) applies',
       'globals.yml:4 frobnicate: unknown key, ignored: neither stackha nor kolla-ansible has it',
       'globals.yml:5 keystone_uwsgi_proceses: unknown key, ignored: did you mean keystone_uwsgi_processes? keystone_uwsgi_processes is not set, so its default (2) applies',
       'globals.yml:6 Enable_HAProxy: unknown key, ignored: did you mean enable_haproxy? enable_haproxy is not set, so its default (true) applies',

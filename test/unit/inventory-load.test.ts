@@ -112,6 +112,7 @@ describe('buildDeployment: globals.yml', () => {
         'probe-api': true,
         // The API tier beyond Keystone is on only when switched on.
         placement: false,
+        neutron: false,
         nova: false,
         'nova-compute': false,
         'swift-storage': false,
@@ -172,6 +173,7 @@ describe('buildDeployment: globals.yml', () => {
       keystone: true,
       'probe-api': true,
       placement: false,
+      neutron: false,
       nova: false,
       'nova-compute': false,
       'swift-storage': false,

@@ -15,6 +15,7 @@ import {
   renderGlanceSwiftConf,
 } from '../../src/services/glance/glance.js';
 import { renderListen } from '../../src/services/haproxy/haproxy.js';
+import { renderMl2Conf, renderNeutron, renderNeutronConf } from '../../src/services/neutron/neutron.js';
 import { renderNovaCompute } from '../../src/services/nova/compute.js';
 import { renderNovaComputeConf, renderNovaConf, renderNovaWsgiConf } from '../../src/services/nova/conf.js';
 import { missingServices, parseNovaServices, renderNova } from '../../src/services/nova/nova.js';
@@ -80,6 +81,7 @@ function ini(text: string): Map<string, string> {
 
 const units: Record<string, (d: Deployment, h: HostSpec) => ServiceUnit> = {
   placement: renderPlacement,
+  neutron: renderNeutron,
   nova: renderNova,
   'nova-compute': renderNovaCompute,
   'swift-storage': renderSwiftStorage,
@@ -121,6 +123,12 @@ describe('golden files: the OpenStack tier', () => {
     expectGolden('swift/storage-unit.lab-ctl1.json', manifest(renderSwiftStorage(dep, ctl1)));
     expectGolden('swift/proxy-unit.lab-ctl1.json', manifest(renderSwiftProxy(dep, ctl1)));
     expectGolden('swift/ring-request.lab.json', json(ringRequest(dep)));
+  });
+
+  it('neutron', () => {
+    expectGolden('neutron/neutron.conf.lab-ctl1', renderNeutronConf(dep, ctl1));
+    expectGolden('neutron/ml2_conf.ini.lab-ctl1', renderMl2Conf(ctl1));
+    expectGolden('neutron/unit.lab-ctl1.json', manifest(renderNeutron(dep, ctl1)));
   });
 
   it('glance', () => {
@@ -234,7 +242,13 @@ describe('the OpenStack tier’s invariants', () => {
 
   it('registers every endpoint on the VIP, each service user in the service project', () => {
     const regs = SERVICES.flatMap((s) => s.keystone?.(dep) ?? []);
-    expect(regs.map((r) => r.service.type).sort()).toEqual(['compute', 'image', 'object-store', 'placement']);
+    expect(regs.map((r) => r.service.type).sort()).toEqual([
+      'compute',
+      'image',
+      'network',
+      'object-store',
+      'placement',
+    ]);
     const req = registrationRequest(dep, regs);
     expect(req.project).toBe('service');
     for (const s of req.services)

@@ -244,6 +244,7 @@ describe('restart order', () => {
       'keepalived',
       'keystone',
       'placement',
+      'neutron',
       'nova',
       'nova-compute',
       'swift-storage',
@@ -257,7 +258,7 @@ describe('restart order', () => {
         expandServices(
           labDep(
             3,
-            'enable_keystone: false\nenable_placement: false\nenable_nova: false\nenable_swift: false\nenable_glance: false\n',
+            'enable_keystone: false\nenable_placement: false\nenable_neutron: false\nenable_nova: false\nenable_swift: false\nenable_glance: false\n',
           ),
           ['all'],
         ),

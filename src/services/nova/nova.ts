@@ -145,7 +145,10 @@ export const SERVICE_DOWN_SECONDS = 60;
 
 export const isUp = (r: NovaServiceRecord): boolean => !r.forcedDown && r.ageSeconds <= SERVICE_DOWN_SECONDS;
 
-export const NOVA_SERVICES_SQL = `SELECT host, \`binary\`, TIMESTAMPDIFF(SECOND, COALESCE(updated_at, created_at), UTC_TIMESTAMP()), disabled, forced_down FROM nova.services WHERE deleted = 0 ORDER BY host, \`binary\`;`;
+// Nova stores its timestamps in UTC.
+export const NOVA_SERVICES_SQL =
+  'SELECT host, `binary`, TIMESTAMPDIFF(SECOND, COALESCE(updated_at, created_at), UTC_TIMESTAMP()), disabled, ' +
+  'forced_down FROM nova.services WHERE deleted = 0 ORDER BY host, `binary`;';
 
 export function parseNovaServices(out: string): NovaServiceRecord[] {
   return out
@@ -229,6 +232,7 @@ export const NOVA = defineOpenstackService({
   requires: [
     { service: 'keystone', why: 'it authenticates every request with Keystone' },
     { service: 'placement', why: 'its scheduler claims resources in Placement' },
+    { service: 'neutron', why: "it looks every server's ports and security groups up in Neutron" },
     { service: 'rabbitmq', why: 'its API, conductor, scheduler and computes talk over RabbitMQ' },
     { service: 'mariadb', why: 'its databases are reached through HAProxy on the VIP' },
     { service: 'haproxy', why: 'its databases are reached through HAProxy on the VIP' },
