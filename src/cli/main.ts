@@ -130,7 +130,7 @@ program
   .action(async () => {
     const dep = cli.deploymentWarned();
     const report = await deploy(dep);
-    console.log(summarize(report.results));
+    console.log(summarize(report.results, report.stepSeconds));
     console.log(
       report.changed
         ? `deployed in ${report.seconds.toFixed(1)} s`

@@ -28,17 +28,20 @@ export function deploySteps(dep: Deployment): Step[] {
 
 export interface DeployReport {
   readonly results: readonly ServiceResult[];
+  /** How long each service's step took, by service name. */
+  readonly stepSeconds: Readonly<Record<string, number>>;
   readonly changed: boolean;
   readonly seconds: number;
 }
 
-export function summarize(results: readonly ServiceResult[]): string {
+export function summarize(results: readonly ServiceResult[], seconds?: Readonly<Record<string, number>>): string {
   return results
     .map((r) => {
       const byOutcome = new Map<string, string[]>();
       for (const [host, o] of Object.entries(r.outcomes))
         byOutcome.set(o, [...(byOutcome.get(o) ?? []), host]);
-      return `${r.service}: ${[...byOutcome].map(([o, hs]) => `${o} ${hs.join(',')}`).join('; ')}`;
+      const took = seconds?.[r.service];
+      return `${r.service}: ${[...byOutcome].map(([o, hs]) => `${o} ${hs.join(',')}`).join('; ')}${took === undefined ? '' : ` (${took.toFixed(1)} s)`}`;
     })
     .join('\n');
 }
@@ -57,6 +60,7 @@ export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise
   const started = Date.now();
   const conn = opts.connection ?? connect(dep);
   const results: ServiceResult[] = [];
+  const stepSeconds: Record<string, number> = {};
   const renderer = opts.renderer ?? (process.stdout.isTTY ? 'default' : 'simple');
   const steps = (opts.steps ?? ((s: Step[]) => s))(deploySteps(dep));
   const tasks = steps.map((step) => ({
@@ -72,7 +76,9 @@ export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise
         hosts: drainingHosts({ dep, hosts: conn.hosts, log }),
         log,
       };
+      const t0 = Date.now();
       const rs = await step.run(ctx);
+      stepSeconds[step.service.name] = (Date.now() - t0) / 1000;
       results.push(...rs);
       const changed = rs.flatMap((r) =>
         Object.entries(r.outcomes)
@@ -106,5 +112,5 @@ export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise
   });
   await list.run();
   const changed = results.some((r) => Object.values(r.outcomes).some((o) => o !== 'unchanged'));
-  return { results, changed, seconds: (Date.now() - started) / 1000 };
+  return { results, stepSeconds, changed, seconds: (Date.now() - started) / 1000 };
 }

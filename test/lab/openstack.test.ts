@@ -1,13 +1,16 @@
-// Keystone on a real 3-host lab: python3-keystone under uwsgi on every host, behind HAProxy on the VIP, its
-// database in Galera through the VIP, its cache in every memcached. Invariants are asserted; timings and
-// throughput are printed and saved to reports/lab-keystone.json.
+// The OpenStack API tier on a real 3-host lab, deployed once and checked many ways: Keystone (under uwsgi on every
+// host, behind HAProxy on the VIP, its database in Galera through the VIP, its cache in every memcached), then
+// Placement, Neutron's server, Nova (nova-compute with nova's fake virt driver: a simulated hypervisor), Swift and
+// Glance on Swift, driven with the real openstack client from the lab's client namespace, then failed under load.
+// Invariants are asserted; timings, memory and chaos figures are printed and saved to reports/lab-openstack.json.
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatResults, violations } from '../../src/chaos/report.js';
+import { formatResults, saveChaosReport, violations } from '../../src/chaos/report.js';
 import { DEFAULT_RUN, type ScenarioResult, chaosContext, runScenario } from '../../src/chaos/run.js';
-import { scenarioByName } from '../../src/chaos/scenarios.js';
-import { labConfigDir, labDown } from '../../src/lab/lab.js';
+import { OPENSTACK_SCENARIOS, scenarioByName } from '../../src/chaos/scenarios.js';
+import { replicaCounts } from '../../src/chaos/swift-replicas.js';
+import { labConfigDir, labDown, labStatus } from '../../src/lab/lab.js';
 import { compareValidate, issueAdminToken, keystoneStatus, validateToken } from '../../src/ops/keystone.js';
 import { clusterProblems, clusterStatus, haproxyOf, statusOf } from '../../src/ops/status.js';
 import type { BenchResult } from '../../src/probes/keystone-load.js';
@@ -22,10 +25,11 @@ import {
   writeKeySet,
 } from '../../src/services/keystone/keystone.js';
 import type { KeystoneStatus } from '../../src/services/keystone/status.js';
+import { SERVICES, daemonDeclarations, deployedServices } from '../../src/services/registry.js';
 import { sleep, waitFor } from '../../src/util/wait.js';
 import { type TestLab, createTestLab, leftovers, saveReport } from './harness.js';
 
-const LAB = 'tkeys';
+const LAB = 'tapi';
 const figures: Record<string, unknown> = {};
 let lab: TestLab;
 
@@ -40,10 +44,54 @@ async function token(url = vipUrl()): Promise<string> {
   return r.token;
 }
 
-async function setKeystone(enabled: boolean): Promise<void> {
+/** Switches the whole API tier (Keystone and every OpenStack service) on or off in the lab's globals.yml. */
+async function setApiTier(enabled: boolean): Promise<void> {
   const file = join(labConfigDir(LAB), 'globals.yml');
-  const text = readFileSync(file, 'utf8');
-  writeFileSync(file, text.replace(/^enable_keystone: .*$/m, `enable_keystone: ${enabled}`));
+  let text = readFileSync(file, 'utf8');
+  for (const key of new Set(SERVICES.filter((s) => s.tier === 'api').map((s) => s.enable.key)))
+    text = text.replace(new RegExp(`^${key}: .*$`, 'm'), `${key}: ${enabled}`);
+  writeFileSync(file, text);
+}
+
+/** Seconds per service from a deploy's summary lines (`nova: started ctl1,ctl2,ctl3 (41.2 s)`). */
+function stepSeconds(stdout: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of stdout.matchAll(/^([\w-]+): .* \((\d+(?:\.\d+)?) s\)$/gm))
+    if (m[1] && m[2]) out[m[1]] = Number(m[2]);
+  return out;
+}
+
+/** PSS per daemon summed over the hosts, and the total, in MiB. */
+async function memory(): Promise<Record<string, number>> {
+  const s = await labStatus(LAB);
+  const kib: Record<string, number> = {};
+  for (const n of s.namespaces) for (const [d, k] of Object.entries(n.daemons)) kib[d] = (kib[d] ?? 0) + k;
+  const out = Object.fromEntries(Object.entries(kib).map(([d, k]) => [d, Math.round(k / 1024)]));
+  out.total = Math.round(s.totalPssKiB / 1024);
+  return out;
+}
+
+/** `openstack ... -f json` in the client namespace, parsed. */
+async function osJson<T>(args: readonly string[]): Promise<T> {
+  const r = await lab.cli(['openstack', '--', ...args, '-f', 'json'], 300_000);
+  if (r.code !== 0) throw new Error(`openstack ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+async function clientMd5(path: string): Promise<string> {
+  const r = await lab.client.exec(['md5sum', path], { timeoutMs: 30_000 });
+  return r.stdout.split(' ')[0] ?? '';
+}
+
+/** GET with an admin token from the client namespace into a file; the token goes in a 0600 header file, never argv. */
+async function getWithToken(url: string, out: string): Promise<string> {
+  const t = await token();
+  await lab.client.writeFile('/tmp/stackha-test-token.hdr', `X-Auth-Token: ${t}\n`, { mode: 0o600 });
+  const r = await lab.client.exec(
+    ['curl', '-s', '-o', out, '-w', '%{http_code}', '-m', '60', '-H', '@/tmp/stackha-test-token.hdr', url],
+    { timeoutMs: 90_000 },
+  );
+  return r.stdout.trim();
 }
 
 async function whole(): Promise<void> {
@@ -59,26 +107,29 @@ async function vipHolder(): Promise<string> {
   throw new Error('nobody holds the VIP');
 }
 
-describe('Keystone on a 3-host lab', () => {
+describe('the OpenStack API tier on a 3-host lab', () => {
   beforeAll(async () => {
-    lab = await createTestLab({ name: LAB, subnet: '198.18.13.0/24' });
-    // The infrastructure alone first, then Keystone on top: the second deploy is what Keystone adds.
-    await setKeystone(false);
+    lab = await createTestLab({ name: LAB, subnet: '198.18.13.0/24', openstack: true });
+    // The infrastructure alone first, then the API tier on top: the second deploy is what the API tier adds.
+    await setApiTier(false);
     let t0 = Date.now();
     let r = await lab.cli(['deploy']);
     if (r.code !== 0) throw new Error(`infra deploy failed:\n${r.stdout}\n${r.stderr}`);
     figures.infraDeploySeconds = (Date.now() - t0) / 1000;
-    await setKeystone(true);
+    figures.infraMemoryMiB = await memory();
+    await setApiTier(true);
     t0 = Date.now();
-    r = await lab.cli(['deploy']);
-    figures.keystoneDeploySeconds = (Date.now() - t0) / 1000;
-    if (r.code !== 0) throw new Error(`keystone deploy failed:\n${r.stdout}\n${r.stderr}`);
+    r = await lab.cli(['deploy'], 1_200_000);
+    figures.apiTierDeploySeconds = (Date.now() - t0) / 1000;
+    figures.apiTierStepSeconds = stepSeconds(r.stdout);
+    if (r.code !== 0) throw new Error(`API tier deploy failed:\n${r.stdout}\n${r.stderr}`);
     console.log(r.stdout);
+    figures.memoryMiB = await memory();
     await lab.recordPids();
-  }, 900_000);
+  }, 1_800_000);
 
   afterAll(async () => {
-    saveReport('lab-keystone', figures);
+    saveReport('lab-openstack', figures);
     console.log('figures', JSON.stringify(figures, null, 2));
     await labDown(LAB, { purge: true });
   }, 120_000);
@@ -150,14 +201,18 @@ describe('Keystone on a 3-host lab', () => {
   }, 300_000);
 
   it('re-deploying with nothing changed changes and restarts nothing', async () => {
-    const before = await Promise.all(hostNames().map((n) => lab.host(n).daemonPid('keystone')));
+    const daemons = daemonDeclarations(lab.dep).map((d) => d.daemon.name);
+    const pids = async () =>
+      Promise.all(hostNames().flatMap((n) => daemons.map((d) => lab.host(n).daemonPid(d))));
+    const before = await pids();
     const t0 = Date.now();
     const r = await lab.cli(['deploy']);
     figures.noopDeploySeconds = (Date.now() - t0) / 1000;
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('nothing changed, nothing restarted');
-    expect(r.stdout).toMatch(/^keystone: unchanged ctl1,ctl2,ctl3$/m);
-    expect(await Promise.all(hostNames().map((n) => lab.host(n).daemonPid('keystone')))).toEqual(before);
+    for (const s of deployedServices(lab.dep))
+      expect(r.stdout).toMatch(new RegExp(`^${s.name}: unchanged ctl1,ctl2,ctl3 \\(`, 'm'));
+    expect(await pids()).toEqual(before);
   });
 
   it('tokens issued before a rotation validate after it on every host; a missed rotation shows in status', async () => {
@@ -301,6 +356,218 @@ describe('Keystone on a 3-host lab', () => {
     expect(http?.ops).toBeGreaterThan(50);
     expect(tok?.ops).toBeGreaterThan(5);
   }, 900_000);
+
+  // ---------------------------------------------------------------------------------------------- the OpenStack tier
+
+  it('runs every OpenStack service on every host, whole in status and status --json, rings identical', async () => {
+    await whole();
+    const r = await lab.cli(['status', '--json']);
+    expect(r.code, r.stdout).toBe(0);
+    const j = JSON.parse(r.stdout) as {
+      services: Record<string, { problems: string[]; data: unknown }>;
+      problems: string[];
+    };
+    for (const name of [
+      'placement',
+      'neutron',
+      'nova',
+      'nova-compute',
+      'swift-storage',
+      'swift-proxy',
+      'glance',
+    ])
+      expect(Object.keys(j.services), name).toContain(name);
+    for (const [name, sv] of Object.entries(j.services)) expect(sv.problems, name).toEqual([]);
+    expect(j.problems).toEqual([]);
+    const storage = j.services['swift-storage']?.data as {
+      service: { rings: { host: string; rings: Record<string, string> }[] };
+    };
+    expect(new Set(storage.service.rings.map((x) => JSON.stringify(x.rings))).size).toBe(1);
+    const text = await lab.cli(['status']);
+    expect(text.stdout).toMatch(/^Nova-compute$/m);
+    expect(text.stdout).toMatch(/rings \(md5 per host\)/);
+  });
+
+  it('the real client through the VIP: every endpoint on the VIP, compute services up, every hypervisor', async () => {
+    const catalog = await osJson<{ Name: string; Type: string; Endpoints: { url: string }[] }[]>([
+      'catalog',
+      'list',
+    ]);
+    const types = catalog.map((c) => c.Type).sort();
+    expect(types).toEqual(['compute', 'identity', 'image', 'network', 'object-store', 'placement']);
+    for (const c of catalog)
+      for (const e of c.Endpoints)
+        expect(e.url.startsWith(`http://${vip()}:`), `${c.Name} ${e.url}`).toBe(true);
+    const services = await osJson<{ Binary: string; Host: string; State: string; Status: string }[]>([
+      'compute',
+      'service',
+      'list',
+    ]);
+    for (const binary of ['nova-conductor', 'nova-scheduler', 'nova-compute'])
+      expect(
+        services
+          .filter((s) => s.Binary === binary && s.State === 'up' && s.Status === 'enabled')
+          .map((s) => s.Host)
+          .sort(),
+        binary,
+      ).toEqual(hostNames());
+    const hypervisors = await osJson<
+      { 'Hypervisor Hostname': string; 'Hypervisor Type': string; State: string }[]
+    >(['hypervisor', 'list']);
+    expect(hypervisors.map((h) => [h['Hypervisor Hostname'], h['Hypervisor Type'], h.State]).sort()).toEqual(
+      hostNames().map((n) => [n, 'fake', 'up']),
+    );
+    const providers = await osJson<{ name: string }[]>(['resource', 'provider', 'list']);
+    expect(providers.map((p) => p.name).sort()).toEqual(hostNames());
+  }, 300_000);
+
+  it('an image uploaded through the VIP downloads with the same checksum from every Glance host', async () => {
+    const src = '/tmp/stackha-test-image.raw';
+    await lab.client.exec(['sh', '-c', `head -c 8388608 /dev/urandom > ${src}`], { timeoutMs: 30_000 });
+    const md5 = await clientMd5(src);
+    const img = await osJson<{ id: string; checksum: string | null; status: string }>([
+      'image',
+      'create',
+      '--disk-format',
+      'raw',
+      '--container-format',
+      'bare',
+      '--file',
+      src,
+      `stackha-test-${Date.now()}`,
+    ]);
+    const shown = await osJson<{ checksum: string; status: string; stores?: string }>([
+      'image',
+      'show',
+      img.id,
+    ]);
+    expect(shown.status).toBe('active');
+    expect(shown.checksum).toBe(md5);
+    const saved = await lab.cli([
+      'openstack',
+      '--',
+      'image',
+      'save',
+      '--file',
+      '/tmp/stackha-test-image.out',
+      img.id,
+    ]);
+    expect(saved.code, saved.stderr).toBe(0);
+    expect(await clientMd5('/tmp/stackha-test-image.out')).toBe(md5);
+    // Each Glance host directly: the image is in Swift, not on the host that took the upload.
+    for (const n of hostNames()) {
+      const out = `/tmp/stackha-test-image.${n}`;
+      const code = await getWithToken(`http://${lab.host(n).address}:9292/v2/images/${img.id}/file`, out);
+      expect(code, n).toBe('200');
+      expect(await clientMd5(out), n).toBe(md5);
+    }
+    expect((await lab.cli(['openstack', '--', 'image', 'delete', img.id])).code).toBe(0);
+  }, 300_000);
+
+  it('an object saved through the VIP reads back with the same md5 and has 3 replicas', async () => {
+    const src = '/tmp/stackha-test-object';
+    await lab.client.exec(['sh', '-c', `head -c 2097152 /dev/urandom > ${src}`], { timeoutMs: 30_000 });
+    const md5 = await clientMd5(src);
+    const container = `stackha-test-${Date.now()}`;
+    expect((await lab.cli(['openstack', '--', 'container', 'create', container])).code).toBe(0);
+    const created = await osJson<{ etag: string }[]>(['object', 'create', container, src, '--name', 'obj']);
+    expect(created[0]?.etag).toBe(md5);
+    const saved = await lab.cli([
+      'openstack',
+      '--',
+      'object',
+      'save',
+      container,
+      'obj',
+      '--file',
+      `${src}.out`,
+    ]);
+    expect(saved.code, saved.stderr).toBe(0);
+    expect(await clientMd5(`${src}.out`)).toBe(md5);
+    const project = (await osJson<{ project_id: string }>(['token', 'issue'])).project_id;
+    const counts = await replicaCounts(lab.host('ctl1'), `AUTH_${project}`, container, ['obj']);
+    expect(counts).toEqual({ obj: 3 });
+    expect((await lab.cli(['openstack', '--', 'object', 'delete', container, 'obj'])).code).toBe(0);
+    expect((await lab.cli(['openstack', '--', 'container', 'delete', container])).code).toBe(0);
+  }, 300_000);
+
+  it('a server boots to ACTIVE on a simulated compute host and is deleted', async () => {
+    const flavor = `stackha-test-${Date.now()}`;
+    expect(
+      (await lab.cli(['openstack', '--', 'flavor', 'create', '--ram', '64', '--disk', '1', flavor])).code,
+    ).toBe(0);
+    const src = '/tmp/stackha-test-boot.img';
+    await lab.client.writeFile(src, 'a boot image nova fake driver never reads\n');
+    const image = await osJson<{ id: string }>([
+      'image',
+      'create',
+      '--disk-format',
+      'raw',
+      '--container-format',
+      'bare',
+      '--file',
+      src,
+      flavor,
+    ]);
+    const t0 = Date.now();
+    const server = await osJson<{ id: string; status: string; 'OS-EXT-SRV-ATTR:host': string }>([
+      '--os-compute-api-version',
+      '2.37',
+      'server',
+      'create',
+      '--flavor',
+      flavor,
+      '--image',
+      image.id,
+      '--nic',
+      'none',
+      '--wait',
+      flavor,
+    ]);
+    figures.serverBootSeconds = (Date.now() - t0) / 1000;
+    expect(server.status).toBe('ACTIVE');
+    expect(hostNames()).toContain(server['OS-EXT-SRV-ATTR:host']);
+    const del = await lab.cli(['openstack', '--', 'server', 'delete', '--wait', server.id]);
+    expect(del.code, del.stderr).toBe(0);
+    const left = await lab.cli(['openstack', '--', 'server', 'show', server.id]);
+    expect(left.code).not.toBe(0);
+    await lab.cli(['openstack', '--', 'image', 'delete', image.id]);
+    await lab.cli(['openstack', '--', 'flavor', 'delete', flavor]);
+  }, 300_000);
+
+  it('chaos: an OpenStack API backend, a conductor, a scheduler or a storage host dies under load; nothing acknowledged is lost', async () => {
+    const ctx = chaosContext(lab.dep, lab.state, (m) => console.log(m));
+    const results: ScenarioResult[] = [];
+    const names = OPENSTACK_SCENARIOS.map((s) => s.name);
+    for (const name of names) {
+      const r = await runScenario(ctx, scenarioByName(name), DEFAULT_RUN);
+      console.log(formatResults([r]));
+      results.push(r);
+    }
+    saveChaosReport(results, join('reports', 'lab-openstack-chaos.json'));
+    figures.chaosOpenstack = Object.fromEntries(
+      results.map((r) => [
+        r.scenario,
+        {
+          target: r.target,
+          recoveredSeconds: r.recoveredSeconds,
+          failures: Object.fromEntries(r.workloads.map((w) => [w.workload, w.failures])),
+          faultGapSeconds: Object.fromEntries(r.workloads.map((w) => [w.workload, w.faultGapMs / 1000])),
+          openstack: r.openstack,
+          replicas: r.replicas,
+        },
+      ]),
+    );
+    for (const r of results) {
+      expect(r.error, `${r.scenario}: ${r.error}`).toBeUndefined();
+      expect(violations(r), r.scenario).toEqual([]);
+      expect(r.openstack?.objects.acked, r.scenario).toBeGreaterThan(0);
+    }
+    const storage = results.find((r) => r.scenario === 'storage-host-crash');
+    expect(storage?.replicas?.restoredSeconds).toBeDefined();
+    const boots = results.find((r) => r.scenario === 'nova-conductor-dies')?.openstack?.servers;
+    expect(boots?.booted).toBeGreaterThan(0);
+  }, 2_400_000);
 
   it('measures token validation through the VIP against one backend directly', async () => {
     await whole();
