@@ -327,15 +327,36 @@ async function openstackLoad(ctx: ChaosContext, scenario: Scenario): Promise<Ope
     ...(fixtures ?? {}),
     serverStreams: scenario.serverStreams ?? 1,
     serverTimeoutMs: 120_000,
-    readIntervalMs: 200,
-    objectIntervalMs: 100,
-    imageIntervalMs: 500,
+    readIntervalMs: 500,
+    objectIntervalMs: 250,
+    imageIntervalMs: 1000,
     objectBytes: 64 * 1024,
     imageBytes: 256 * 1024,
   };
 }
 
 const REPLICA_BOUND_MS = 600_000;
+/** How long the load stays on, once the cluster is whole, for every workload to succeed again. */
+const RECOVERY_BOUND_MS = 180_000;
+
+/** Waits until every workload that ran has an operation started and succeeded after `since` (or the bound). */
+async function everyWorkloadSucceededSince(
+  client: Host,
+  runId: string,
+  since: number,
+  boundMs: number,
+): Promise<void> {
+  await waitFor(
+    'every workload to succeed once since the cluster is whole',
+    async () => {
+      const ops = parseOps((await client.readFile(opsPath(runId))) ?? '');
+      const ran = new Set(ops.map((o) => o.w));
+      const ok = new Set(ops.filter((o) => o.ok && o.t >= since).map((o) => o.w));
+      return [...ran].every((w) => ok.has(w)) ? true : undefined;
+    },
+    { timeoutMs: boundMs, intervalMs: 1000 },
+  ).catch(() => {});
+}
 
 /** Polls the replica count of every acknowledged object until each has as many as the ring asks for. */
 async function measureReplicas(
@@ -588,6 +609,9 @@ export async function runScenario(
       ctx.log(
         `${scenario.name}: ${problemsAfter.length === 0 ? 'whole again' : `not whole: ${problemsAfter.join('; ')}`}`,
       );
+      // A slow workload (a server boot, an image cycle) needs time for one whole operation after the cluster is whole
+      // before "it works again" can be seen: the load stays on until each has succeeded once since then (bounded).
+      if (wholeAt !== undefined) await everyWorkloadSucceededSince(client, runId, wholeAt, RECOVERY_BOUND_MS);
       await sleep(opts.afterMs);
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);

@@ -10,6 +10,7 @@ import {
   DEFAULT_LAB,
   DEFAULT_SUBNET,
   crashHost,
+  hostsBehindPackages,
   labConfigDir,
   labDown,
   labHost,
@@ -125,10 +126,19 @@ program
 program
   .command('deploy')
   .description(
-    'deploy memcached, Galera, RabbitMQ, HAProxy and keepalived; a re-run with nothing changed changes nothing',
+    'deploy every enabled service to its hosts, in plan order; a re-run with nothing changed changes nothing',
   )
   .action(async () => {
     const dep = cli.deploymentWarned();
+    if (dep.globals.lab !== undefined) {
+      const behind = hostsBehindPackages(dep.globals.lab);
+      if (behind.length > 0)
+        console.error(
+          `warning: Debian packages changed since lab ${dep.globals.lab}'s hosts mounted their /etc and /var ` +
+            `(${behind.join(', ')}): they may not see the new files. Run \`sync; echo 2 > /proc/sys/vm/drop_caches\` ` +
+            'once (the overlays look again), or recreate the lab.',
+        );
+    }
     const report = await deploy(dep);
     console.log(summarize(report.results, report.stepSeconds));
     console.log(

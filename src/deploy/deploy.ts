@@ -34,7 +34,10 @@ export interface DeployReport {
   readonly seconds: number;
 }
 
-export function summarize(results: readonly ServiceResult[], seconds?: Readonly<Record<string, number>>): string {
+export function summarize(
+  results: readonly ServiceResult[],
+  seconds?: Readonly<Record<string, number>>,
+): string {
   return results
     .map((r) => {
       const byOutcome = new Map<string, string[]>();

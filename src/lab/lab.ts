@@ -304,8 +304,29 @@ async function addHost(state: LabState, host: string, address: string): Promise<
   const ns = host === CLIENT ? clientNs(state.name) : hostNs(state.name, host);
   if (!(await listNamespaces()).includes(ns)) await addNode(state, ns, `v${host}`, address);
   const files = hostNamespaces(state.name, host);
-  if (!(await isMountPoint(files.mnt))) await createHostNamespaces(state.name, host);
+  if (!(await isMountPoint(files.mnt))) {
+    await createHostNamespaces(state.name, host);
+    mkdirSync(join(labRunDir(state.name), 'mounted'), { recursive: true });
+    writeFileSync(join(labRunDir(state.name), 'mounted', host), `${Date.now()}\n`);
+  }
   if (!anchorAlive(state.name, host)) await bootHost(state, host);
+}
+
+/**
+ * Lab hosts that may not see packages installed since their /etc and /var overlays were mounted: overlayfs keeps
+ * what it has looked up of a lower layer that changed underneath it (dpkg's status file, a new package's /etc
+ * files). `sync; echo 2 > /proc/sys/vm/drop_caches` makes them look again (measured); recreating the lab does too.
+ */
+export function hostsBehindPackages(lab: string): string[] {
+  let changed: number;
+  try {
+    changed = statSync('/var/lib/dpkg/status').mtimeMs;
+  } catch {
+    return [];
+  }
+  const dir = join(labRunDir(lab), 'mounted');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((h) => Number(readFileSync(join(dir, h), 'utf8').trim()) < changed);
 }
 
 async function isMountPoint(path: string): Promise<boolean> {

@@ -505,7 +505,9 @@ async function api(
     method: init.method ?? 'GET',
     headers: { 'x-auth-token': keystoneToken ?? '', ...(init.headers ?? {}) },
     ...(init.body !== undefined ? { body: init.body } : {}),
-    signal: AbortSignal.timeout(init.timeoutMs ?? 10_000),
+    // 30 s: an OpenStack client waits that long and more (novaclient and the openstack client set no timeout);
+    // an answer later than this is counted failed, the way a user gives up.
+    signal: AbortSignal.timeout(init.timeoutMs ?? 30_000),
   });
   if (!accept.includes(res.status)) {
     await res.arrayBuffer().catch(() => {});
