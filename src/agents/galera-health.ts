@@ -95,12 +95,21 @@ async function evictEverywhere(dead: string): Promise<void> {
 
 async function poll(): Promise<void> {
   try {
-    conn ??= await mariadb.createConnection({
-      socketPath: config.socket,
-      user: 'root',
-      connectTimeout: 1000,
-      socketTimeout: 2000,
-    });
+    if (!conn) {
+      const c = await mariadb.createConnection({
+        socketPath: config.socket,
+        user: 'root',
+        connectTimeout: 1000,
+        socketTimeout: 2000,
+      });
+      // An idle connection whose server died emits 'error'; unheard, it would end this agent and take the node
+      // out of HAProxy for good. The next poll reconnects.
+      c.on('error', (err: Error) => {
+        log(`local connection lost: ${err.message}`);
+        if (conn === c) conn = undefined;
+      });
+      conn = c;
+    }
     const rows = (await conn.query(
       "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state','wsrep_cluster_status','wsrep_ready','wsrep_gcomm_uuid')",
     )) as { Variable_name: string; Value: string }[];
@@ -151,5 +160,8 @@ process.on('SIGHUP', () => {
     log(`config not re-read: ${err instanceof Error ? err.message : String(err)}`);
   }
 });
+// A health endpoint that exits is a node HAProxy never sees again: log what escaped and keep serving.
+process.on('uncaughtException', (err) => log(`unexpected error: ${err.stack ?? err.message}`));
+process.on('unhandledRejection', (err) => log(`unexpected rejection: ${String(err)}`));
 for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => server.close(() => process.exit(0)));
 void loop();

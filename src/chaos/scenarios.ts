@@ -411,6 +411,10 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
     description:
       'a Swift storage host not holding the VIP loses power while objects are written; after power-on every acknowledged object reads back and replication restores every replica (timed)',
     requires: ['swift-storage', 'swift-proxy'],
+    // Its subject is Swift. A lab host is every role at once, so the crash also takes a conductor, a scheduler
+    // and a compute node; a boot in flight there can stay in BUILD (seen once in CI: Nova acknowledges the
+    // RPC cast before acting on it and nothing retries it). The conductor and scheduler scenarios own that.
+    serverStreams: 0,
     measureReplicas: true,
     inject: async (ctx) => {
       const holder = await vipHolder(ctx);

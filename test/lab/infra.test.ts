@@ -150,7 +150,7 @@ describe('infrastructure tier on a 3-host lab', () => {
     // Every service's summary line says unchanged on every host.
     const summary = r.stdout.split('\n').filter((l) => /^[a-z-]+: /.test(l));
     expect(summary.length).toBeGreaterThanOrEqual(6);
-    for (const line of summary) expect(line).toMatch(/^[a-z-]+: unchanged ctl\d(,ctl\d)*$/);
+    for (const line of summary) expect(line).toMatch(/^[a-z-]+: unchanged ctl\d(,ctl\d)*( \(\d+\.\d s\))?$/);
     for (const [k, pid] of before) {
       const [h, d] = k.split('/') as [string, string];
       expect(await lab.host(h).daemonPid(d), k).toBe(pid);

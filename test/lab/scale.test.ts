@@ -204,7 +204,7 @@ describe('scale and rolling operations under load', () => {
     const r = await lab.cli(['deploy']);
     figures.memcachedChangeDeploySeconds = (Date.now() - t0) / 1000;
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^memcached: restarted ctl1,ctl2,ctl3$/m);
+    expect(r.stdout).toMatch(/^memcached: restarted ctl1,ctl2,ctl3 \(\d+\.\d s\)$/m);
     const after = await pids(hosts);
     for (const h of hosts) {
       for (const d of DAEMONS) {

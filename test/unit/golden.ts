@@ -5,11 +5,15 @@ import { dirname, join } from 'node:path';
 import { expect } from 'vitest';
 
 export const GOLDEN_DIR = join(import.meta.dirname, '../golden');
+// Rendered argv names the checkout's own agents (`<repo>/dist/agents/...`); golden files say `<repo>` so they
+// hold wherever the clone lives.
+const REPO_ROOT = join(import.meta.dirname, '../..');
 
 const UPDATE_HINT = 'run `UPDATE_GOLDEN=1 npx vitest run test/unit` and review the result';
 
 /** Compares `actual` with test/golden/<name>; with UPDATE_GOLDEN=1 writes it instead. */
-export function expectGolden(name: string, actual: string): void {
+export function expectGolden(name: string, rendered: string): void {
+  const actual = rendered.split(REPO_ROOT).join('<repo>');
   const file = join(GOLDEN_DIR, name);
   // An empty rendering matching an empty golden file proves nothing.
   expect(actual.trim().length, `the rendering compared with test/golden/${name} is empty`).toBeGreaterThan(0);
