@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { type Spread, WORKLOADS, WORKLOAD_LABELS, type Workload, spread } from './analyze.js';
+import { type Failovers, formatFailovers } from './failovers.js';
 import type { QueueKind, ScenarioResult } from './run.js';
 
 const ms = (v: number | undefined): string => (v === undefined ? '-' : String(Math.round(v)));
@@ -90,6 +91,7 @@ export function formatResults(results: readonly ScenarioResult[]): string {
       );
       for (const e of o.servers.errors) lines.push(`    server: ${e}`);
     }
+    if (r.failovers) lines.push(`  failovers recorded by the daemons: ${formatFailovers(r.failovers)}`);
     const bad = violations(r);
     lines.push(bad.length === 0 ? '  invariants: OK' : `  invariants VIOLATED: ${bad.join('; ')}`, '');
   }
@@ -152,6 +154,8 @@ export interface TrialsSummary {
   readonly lost: number;
   readonly notVerified: number;
   readonly duplicates: number;
+  /** Per trial, the failovers the daemons recorded (HAProxy mark-downs, VIP takeovers, Galera view changes). */
+  readonly failovers: readonly (Failovers | undefined)[];
   readonly violations: readonly string[];
 }
 
@@ -180,6 +184,7 @@ export function summarizeTrials(results: readonly ScenarioResult[]): TrialsSumma
       lost: rs.reduce((n, r) => n + r.sql.lost + r.amqp.lost, 0),
       notVerified: rs.reduce((n, r) => n + r.sql.notVerified.length + (r.amqp.notVerified ? 1 : 0), 0),
       duplicates: rs.reduce((n, r) => n + r.amqp.duplicates, 0),
+      failovers: rs.map((r) => r.failovers),
       violations: rs.flatMap((r) => violations(r).map((v) => `trial ${r.trial}: ${v}`)),
     };
   });
@@ -244,7 +249,9 @@ export function formatTrialsMarkdown(summaries: readonly TrialsSummary[]): strin
           `${s.profile}: ${s.lost} lost, ${s.notVerified} not verified, ${s.duplicates} duplicated; whole again after ${medWorst(
             s.recoveredSeconds,
             (v) => v.toFixed(1),
-          )} s${s.violations.length > 0 ? `; VIOLATIONS: ${s.violations.join('; ')}` : ''}`,
+          )} s; failovers per trial (HAProxy mark-downs/VIP takeovers/Galera view changes): ${s.failovers
+            .map((f) => (f ? `${f.haproxyMarkDowns}/${f.vipTakeovers}/${f.galeraViewChanges}` : '?'))
+            .join(', ')}${s.violations.length > 0 ? `; VIOLATIONS: ${s.violations.join('; ')}` : ''}`,
       );
     out.push('', ...inv.map((l) => `- ${l}`), '');
   }

@@ -31,6 +31,12 @@ import {
   reconcileNodes,
   timeline,
 } from './analyze.js';
+import {
+  type FailoverCounters,
+  type Failovers,
+  failoversBetween,
+  readFailoverCounters,
+} from './failovers.js';
 import { replicaCounts } from './swift-replicas.js';
 
 /** The kinds of replicated queue the spec's RabbitMQ scenarios run with: quorum queues, and classic mirrored ones. */
@@ -196,6 +202,11 @@ export interface ScenarioResult {
     readonly firstLook: Readonly<Record<string, number>>;
     readonly lastLook: Readonly<Record<string, number>>;
   };
+  /**
+   * Failovers the daemons recorded from just before the injection to the end of the load (HAProxy mark-downs, VIP
+   * takeovers, Galera view changes): the expected ones in a fault, false ones in the baseline or a soak.
+   */
+  readonly failovers?: Failovers;
   /** Problems left after settling; empty when the cluster is whole. */
   readonly problemsAfter: readonly string[];
   readonly timeline?: Timeline;
@@ -568,6 +579,8 @@ export async function runScenario(
   let wholeAt: number | undefined;
   let problemsAfter: string[] = [];
   let error: string | undefined;
+  let countersBefore: FailoverCounters = { haproxyDowns: {}, vipTakeovers: {}, galeraConfIds: {} };
+  let failovers: Failovers | undefined;
   const loadStart = Date.now();
   try {
     try {
@@ -589,6 +602,7 @@ export async function runScenario(
         { timeoutMs: 60_000, intervalMs: 500 },
       );
       await sleep(opts.warmupMs);
+      countersBefore = await readFailoverCounters(ctx.dep, ctx.conn.hosts, client);
       const called = Date.now();
       const injection = await scenario.inject(ctx);
       faultStart = injection.at ?? called;
@@ -613,6 +627,10 @@ export async function runScenario(
       // before "it works again" can be seen: the load stays on until each has succeeded once since then (bounded).
       if (wholeAt !== undefined) await everyWorkloadSucceededSince(client, runId, wholeAt, RECOVERY_BOUND_MS);
       await sleep(opts.afterMs);
+      failovers = failoversBetween(
+        countersBefore,
+        await readFailoverCounters(ctx.dep, ctx.conn.hosts, client),
+      );
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
       ctx.log(`${scenario.name}: ${error}`);
@@ -681,6 +699,7 @@ export async function runScenario(
     },
     ...(osRec ? { openstack: osRec } : {}),
     ...(replicas ? { replicas } : {}),
+    ...(failovers ? { failovers } : {}),
     problemsAfter,
     timeline: timeline(ops, load),
     failedOps: ops

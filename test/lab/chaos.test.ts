@@ -71,6 +71,10 @@ describe('failure scenarios under load on a 3-host lab', () => {
     expectInvariants(r);
     // The writer really died and the writes really moved: the invariants above are not vacuous.
     expectObserved(r, /mariadb on ctl\d gone \(pid \d+\)/, /writes moved from ctl\d to ctl\d/);
+    // The daemons' own records agree: HAProxy marked the writer down, Galera changed its view.
+    expect(r.failovers?.haproxyMarkDowns).toBeGreaterThanOrEqual(1);
+    expect(r.failovers?.markedDown.join(' ')).toMatch(/mariadb\/ctl\d/);
+    expect(r.failovers?.galeraViewChanges).toBeGreaterThanOrEqual(1);
   }, 600_000);
 
   it('survives the RabbitMQ queue leader being killed', async () => {
@@ -87,6 +91,8 @@ describe('failure scenarios under load on a 3-host lab', () => {
       /ctl\d has no process left; ctl\d unreachable from the client/,
       /VIP moved from ctl\d to ctl\d/,
     );
+    // A surviving keepalived logged taking the VIP.
+    expect(r.failovers?.vipTakeovers).toBeGreaterThanOrEqual(1);
   }, 600_000);
 
   it('recovers from power loss of every Galera node with `recover galera`', async () => {

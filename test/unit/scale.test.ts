@@ -356,7 +356,7 @@ const state = (
   sessions: number,
   backup = false,
   check = '',
-) => ({ backend, server, status, sessions, backup, check }) satisfies BackendServerState;
+) => ({ backend, server, status, sessions, backup, check, checkDowns: 0 }) satisfies BackendServerState;
 
 describe('drain arithmetic', () => {
   it('sums sessions to a server over load balancers and backends; UP means UP wherever it is listed', () => {

@@ -58,7 +58,8 @@ const state = (
   backend = 'mariadb',
   sessions = 0,
   check = 'L4OK',
-): BackendServerState => ({ backend, server, status, backup, sessions, check });
+  checkDowns = 0,
+): BackendServerState => ({ backend, server, status, backup, sessions, check, checkDowns });
 
 describe('the show stat fixture', () => {
   it('has HAProxy 2.6 column order', () => {
@@ -74,7 +75,8 @@ describe('the show stat fixture', () => {
 describe('parseShowStat', () => {
   it('reads the servers of every backend, skipping FRONTEND and BACKEND rows', () => {
     expect(parseShowStat(WHOLE)).toEqual([
-      state('ctl1', 'UP', false, 'mariadb', 2),
+      // Captured after ctl1 had been down once (chkdown 1).
+      state('ctl1', 'UP', false, 'mariadb', 2, 'L4OK', 1),
       state('ctl2', 'UP', true),
       state('ctl3', 'UP', true),
     ]);
@@ -82,7 +84,8 @@ describe('parseShowStat', () => {
 
   it('reads a server that failed its checks as DOWN', () => {
     expect(parseShowStat(FAILOVER)).toEqual([
-      state('ctl1', 'DOWN', false, 'mariadb', 0, 'L4CON'),
+      // chkdown: the one UP to DOWN transition the chaos failover count reads.
+      state('ctl1', 'DOWN', false, 'mariadb', 0, 'L4CON', 1),
       state('ctl2', 'UP', true),
       state('ctl3', 'UP', true),
     ]);

@@ -144,6 +144,8 @@ export interface BackendServerState {
   readonly sessions: number;
   /** The last health check's result (L7OK, L4CON, L7TOUT, L7STS, ...) and its HTTP code, if any. */
   readonly check: string;
+  /** UP to DOWN transitions since this HAProxy started (`chkdown`). */
+  readonly checkDowns: number;
 }
 
 export function parseShowStat(csv: string): BackendServerState[] {
@@ -163,6 +165,7 @@ export function parseShowStat(csv: string): BackendServerState[] {
       sessions: Number(f[col('scur')] ?? 0),
       // A check in progress is shown as `* L7OK`.
       check: [f[col('check_status')]?.replace(/^\* /, ''), f[col('check_code')]].filter((x) => x).join('/'),
+      checkDowns: Number(f[col('chkdown')] || 0),
     });
   }
   return out;
