@@ -1,9 +1,10 @@
 // Every registered service, walked through what each layer asks of its declaration: deploy (and a re-deploy that
 // changes nothing), drain (its fronted daemons are servers of frontends HAProxy really renders), a rolling restart
 // of one host, scale (its daemons stop, its removal paths), status, and the inventory's and genpwd's view of it.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { frontedDaemon } from '../../src/deploy/drain.js';
 import { PASSWORD_KEYS, buildDeployment } from '../../src/inventory/load.js';
 import { hostDaemons } from '../../src/ops/scale.js';
@@ -21,10 +22,14 @@ import { FakeCluster } from './fake-cluster.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/render');
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
+// Deploy keeps what the operator's machine must hold (Swift's ring builders) in the config dir: a temporary one
+// here, never the machine's /etc/stackha.
+const CONFIG_DIR = mkdtempSync(join(tmpdir(), 'stackha-registry-'));
+afterAll(() => rmSync(CONFIG_DIR, { recursive: true, force: true }));
 /** The render fixture's 3-host lab inventory, every service on. */
 const dep = buildDeployment(
   { multinode: fixture('multinode'), globals: fixture('globals.yml'), passwords: fixture('passwords.yml') },
-  '/etc/stackha',
+  CONFIG_DIR,
 );
 
 const asList = (r: ServiceResult | readonly ServiceResult[]): readonly ServiceResult[] =>
