@@ -139,8 +139,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function record(w: OpRecord['w'], t: number, ok: boolean, err?: unknown): void {
   const rec: OpRecord = { w, t, l: Date.now() - t, ok };
   if (!ok) {
-    // Error codes may be strings (ECONNREFUSED) or numbers (driver errnos).
-    const e = String(err instanceof Error ? ((err as { code?: unknown }).code ?? err.message) : err);
+    // Error codes may be strings (ECONNREFUSED) or numbers (driver errnos). A fetch past its AbortSignal.timeout
+    // throws a DOMException whose numeric code (23) says nothing: name it.
+    const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+    const e = timedOut
+      ? 'timeout'
+      : String(err instanceof Error ? ((err as { code?: unknown }).code ?? err.message) : err);
     out.write(`${JSON.stringify({ ...rec, e: e.slice(0, 80) })}\n`);
   } else out.write(`${JSON.stringify(rec)}\n`);
 }
