@@ -7,7 +7,8 @@
 import type { Host } from '../hosts/host.js';
 import type { Deployment } from '../model.js';
 import { clientSql } from '../probes/client.js';
-import { haproxySocket, parseShowStat } from '../services/haproxy/haproxy.js';
+import { lbStates } from '../services/haproxy/haproxy.js';
+import { KEEPALIVED_LOG } from '../services/keepalived/keepalived.js';
 import { hostsFor } from '../topology.js';
 
 export interface FailoverCounters {
@@ -31,8 +32,6 @@ export interface Failovers {
   readonly uncounted: readonly string[];
 }
 
-export const KEEPALIVED_LOG = '/var/log/keepalived/keepalived.log';
-
 export async function readFailoverCounters(
   dep: Deployment,
   hosts: ReadonlyMap<string, Host>,
@@ -42,12 +41,11 @@ export async function readFailoverCounters(
   const vipTakeovers: Record<string, number> = {};
   const galeraConfIds: Record<string, number> = {};
   await Promise.all([
-    ...hostsFor(dep, 'haproxy').map(async (spec) => {
-      const host = hosts.get(spec.name);
-      const csv = host ? await haproxySocket(host, 'show stat').catch(() => undefined) : undefined;
-      for (const s of csv ? parseShowStat(csv) : [])
-        haproxyDowns[`${spec.name}: ${s.backend}/${s.server}`] = s.checkDowns;
-    }),
+    (async () => {
+      const states = await lbStates({ dep, hosts, log: () => {} }).catch(() => new Map());
+      for (const [lb, list] of states)
+        for (const s of list) haproxyDowns[`${lb}: ${s.backend}/${s.server}`] = s.checkDowns;
+    })(),
     ...hostsFor(dep, 'keepalived').map(async (spec) => {
       const text = await hosts
         .get(spec.name)

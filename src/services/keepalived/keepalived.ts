@@ -10,6 +10,9 @@ import { deploySimpleService } from '../simple.js';
 import type { DeployContext, RenderTarget, ServiceResult, ServiceUnit } from '../types.js';
 import { hostIn, hostOf, targetIn } from '../types.js';
 
+/** keepalived's console log (its state changes, "Entering MASTER STATE", are read by the chaos failover count). */
+export const KEEPALIVED_LOG = '/var/log/keepalived/keepalived.log';
+
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf';
 const CHECK_SCRIPT = '/etc/keepalived/check_haproxy.sh';
 /** 0 while the local HAProxy accepts connections, 1 once it refuses them (written by the watcher). */
@@ -135,7 +138,7 @@ export function renderKeepalived(
           '-r',
           '/run/keepalived/vrrp.pid',
         ],
-        logFile: '/var/log/keepalived/keepalived.log',
+        logFile: KEEPALIVED_LOG,
       },
     ],
   };
