@@ -69,6 +69,8 @@ export interface Tuning {
     readonly evsKeepalivePeriod: string | undefined;
     /** How often a node checks its peers for silence (the suspect timeout is only as precise as this). */
     readonly evsInactiveCheckPeriod: string | undefined;
+    /** evs.join_retrans_period: how often a node in GATHER resends its join message until the members agree. */
+    readonly evsJoinRetransPeriod: string | undefined;
     /**
      * The health agent tells the surviving nodes to evict a node whose mariadbd is certainly dead (process gone),
      * instead of every commit stalling until the suspect timeout (src/agents/galera-health.ts).

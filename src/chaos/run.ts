@@ -578,6 +578,7 @@ export async function runScenario(
   let healStart = 0;
   let wholeAt: number | undefined;
   let problemsAfter: string[] = [];
+  let loadEnd = 0;
   let error: string | undefined;
   let countersBefore: FailoverCounters = { haproxyDowns: {}, vipTakeovers: {}, galeraConfIds: {} };
   let failovers: Failovers | undefined;
@@ -641,10 +642,12 @@ export async function runScenario(
       problemsAfter = await settle(ctx, opts.settleTimeoutMs);
     }
   } finally {
+    // The load ends when the generator is told to stop: its drain starts no new operation, and a gap that ran on
+    // to the drain's end would be charged to the run as steady-state jitter.
+    loadEnd = Date.now();
     // On every path out: the generator drains and exits, or is killed.
     await stopGenerator(ctx, cfg.drainMs);
   }
-  const loadEnd = Date.now();
   const finalText = await client.readFile(finalPath(runId));
   let final: LoadFinal | undefined;
   try {

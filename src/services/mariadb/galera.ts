@@ -367,6 +367,7 @@ function providerOptions(dep: Deployment, host: HostSpec): string {
   if (g.evsInactiveTimeout) opts.push(`evs.inactive_timeout=${g.evsInactiveTimeout}`);
   if (g.evsInstallTimeout) opts.push(`evs.install_timeout=${g.evsInstallTimeout}`);
   if (g.evsInactiveCheckPeriod) opts.push(`evs.inactive_check_period=${g.evsInactiveCheckPeriod}`);
+  if (g.evsJoinRetransPeriod) opts.push(`evs.join_retrans_period=${g.evsJoinRetransPeriod}`);
   return opts.join('; ');
 }
 
