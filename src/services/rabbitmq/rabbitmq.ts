@@ -187,11 +187,11 @@ export function rabbitNodeState(unit: ServiceUnit) {
 }
 const nodeState = rabbitNodeState;
 
-/** Runs one of RabbitMQ's CLI tools (rabbitmqctl, rabbitmq-queues, rabbitmq-upgrade) on the host against its own node. */
+/** Runs one of RabbitMQ's CLI tools (rabbitmqctl, rabbitmq-queues, rabbitmq-upgrade, rabbitmq-diagnostics) on the host against its own node. */
 export function rabbitTool(
   host: Host,
   t: RenderTarget,
-  tool: 'rabbitmqctl' | 'rabbitmq-queues' | 'rabbitmq-upgrade',
+  tool: 'rabbitmqctl' | 'rabbitmq-queues' | 'rabbitmq-upgrade' | 'rabbitmq-diagnostics',
   args: readonly string[],
   timeoutMs = 60_000,
 ) {
@@ -355,11 +355,12 @@ export async function rabbitClusterStatus(host: Host, t: RenderTarget): Promise<
   };
   if ((await host.daemonPid('rabbitmq')) === undefined) return empty;
   const r = await rabbitmqctl(host, t, ['cluster_status', '--formatter', 'json', '--timeout', '5'], 30_000);
-  const unanswered = (why: string) => ({
-    ...empty,
-    running: true,
-    unanswered: why.trim().split('\n').filter(Boolean).slice(-1)[0]?.slice(0, 200) || 'no answer',
-  });
+  const unanswered = (why: string) => {
+    // rabbitmqctl ends a failure with its usage text: the cause is its `Error:` line.
+    const lines = why.trim().split('\n').filter(Boolean);
+    const cause = lines.find((l) => l.startsWith('Error')) ?? lines.at(-1);
+    return { ...empty, running: true, unanswered: cause?.slice(0, 200) || 'no answer' };
+  };
   if (r.code !== 0) return unanswered(r.stderr || r.stdout || `rabbitmqctl exited ${r.code}`);
   try {
     const j = JSON.parse(r.stdout) as {
@@ -379,6 +380,45 @@ export async function rabbitClusterStatus(host: Host, t: RenderTarget): Promise<
   } catch {
     return unanswered('cluster_status printed no JSON');
   }
+}
+
+/** True when the node's `rabbit` application runs (a node whose process runs may still be booting, or stuck). */
+export async function rabbitAppRunning(host: Host, t: RenderTarget): Promise<boolean> {
+  const r = await rabbitTool(
+    host,
+    t,
+    'rabbitmq-diagnostics',
+    ['-q', 'check_running', '--timeout', '10'],
+    30_000,
+  );
+  return r.code === 0;
+}
+
+/**
+ * The running nodes whose `rabbit` application is still not running after `graceMs`: a node that paused itself in
+ * a minority (pause_minority) restarts its application when the partition heals, but on Erlang 25 it can hang for
+ * good in that boot, waiting on the `global` name server ("Global hang workaround" in its log, then nothing). Its
+ * process runs and answers nothing; only a restart brings it back.
+ */
+async function stuckRabbitNodes(
+  ctx: DeployContext,
+  specs: readonly HostSpec[],
+  graceMs: number,
+): Promise<HostSpec[]> {
+  const stuck: HostSpec[] = [];
+  await Promise.all(
+    specs.map(async (spec) => {
+      const host = hostOf(ctx, spec.name);
+      const t = target(ctx, spec);
+      const up = await waitFor(
+        `the rabbit application on ${spec.name}`,
+        async () => ((await rabbitAppRunning(host, t)) ? true : undefined),
+        { timeoutMs: graceMs, intervalMs: 2000 },
+      ).catch(() => false);
+      if (!up) stuck.push(spec);
+    }),
+  );
+  return stuck;
 }
 
 export async function waitBooted(host: Host, t: RenderTarget): Promise<void> {
@@ -454,6 +494,33 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
         await recordApplied(hostOf(ctx, s.name), 'rabbitmq', nodeState(renderRabbitmq(ctx.dep, t)));
       }),
   );
+  // A node left running whose application does not run (booting, or hung after a partition) is given a minute, then
+  // restarted: waiting on it would only time out below. Each node is asked itself (its peers may list a node whose
+  // application hangs in its boot as running): one call per node, in parallel.
+  const idle = specs.filter((s) => outcomes[s.name] === 'unchanged' || outcomes[s.name] === 'configured');
+  const own = await Promise.all(
+    idle.map(async (spec) => ({
+      spec,
+      s: await rabbitClusterStatus(hostOf(ctx, spec.name), target(ctx, spec)),
+    })),
+  );
+  let seen = own.find(({ s }) => s.running && !s.unanswered)?.s;
+  const suspects = own
+    .filter(({ spec, s }) => s.unanswered !== undefined || !s.runningNodes.includes(rabbitNode(spec)))
+    .map(({ spec }) => spec);
+  for (const spec of await stuckRabbitNodes(ctx, suspects, 60_000)) {
+    const host = hostOf(ctx, spec.name);
+    const t = target(ctx, spec);
+    ctx.log(
+      `rabbitmq on ${spec.name}: its node runs but its rabbit application has not for 60 s: restarting it`,
+    );
+    await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
+    await host.stopDaemon('epmd', { timeoutMs: 20_000 });
+    for (const d of renderRabbitmq(ctx.dep, t).daemons) await host.startDaemon(d);
+    await waitBooted(host, t);
+    outcomes[spec.name] = 'restarted';
+    seen = undefined;
+  }
   // One node at a time, each drained first and back in every quorum queue before the next.
   for (const spec of specs.filter((s) => restart.includes(s))) {
     const host = hostOf(ctx, spec.name);
@@ -468,14 +535,18 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
   const firstHost = hostOf(ctx, first.name);
   const ft = target(ctx, first);
   const expected = specs.map(rabbitNode).sort();
-  await waitFor(
-    `RabbitMQ cluster of ${expected.length} nodes`,
-    async () => {
-      const s = await rabbitClusterStatus(firstHost, ft);
-      return expected.every((n) => s.runningNodes.includes(n)) ? s : undefined;
-    },
-    { timeoutMs: 120_000, intervalMs: 1000 },
-  );
+  const untouched = specs.every((s) => outcomes[s.name] === 'unchanged' || outcomes[s.name] === 'configured');
+  const alreadyWhole =
+    untouched && suspects.length === 0 && expected.every((n) => seen?.runningNodes.includes(n));
+  if (!alreadyWhole)
+    await waitFor(
+      `RabbitMQ cluster of ${expected.length} nodes`,
+      async () => {
+        const s = await rabbitClusterStatus(firstHost, ft);
+        return expected.every((n) => s.runningNodes.includes(n)) ? s : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
   // Definitions are cluster-wide: imported through the first node whenever they differ from what it imported last.
   const defs = { config: digest(renderDefinitions(ctx.dep)), daemons: '' };
   const importedDefs = await readApplied(firstHost, 'rabbitmq-definitions');
