@@ -180,4 +180,3 @@ export function connectionOf(
 export function sshPassword(vars: Readonly<Record<string, string>>): string | undefined {
   return vars.ansible_ssh_pass ?? vars.ansible_ssh_password ?? vars.ansible_password;
 }
-
