@@ -61,7 +61,7 @@ export interface DeployOptions {
 
 export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise<DeployReport> {
   const started = Date.now();
-  const conn = opts.connection ?? connect(dep);
+  const conn = opts.connection ?? (await connect(dep));
   const results: ServiceResult[] = [];
   const stepSeconds: Record<string, number> = {};
   const renderer = opts.renderer ?? (process.stdout.isTTY ? 'default' : 'simple');

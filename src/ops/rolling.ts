@@ -121,7 +121,7 @@ export async function rollingRestart(
   const log = opts.log ?? (() => {});
   const started = Date.now();
   const services = expandServices(dep, requested);
-  const conn = connect(dep);
+  const conn = await connect(dep);
   const ctx: HostsContext = { dep, hosts: conn.hosts, log };
   for (const name of opts.hosts ?? [])
     if (!dep.hosts.some((h) => h.name === name)) throw new Error(`${name} is not a host of the inventory`);

@@ -202,7 +202,7 @@ export async function scaleAdd(dep: Deployment, name: string, opts: ScaleOptions
   const check = additionCheck(dep, name);
   if (check.refusals.length > 0) throw new ScaleRefused(check.refusals.join('\n'));
   for (const w of check.warnings) log(`warning: ${w}`);
-  const conn = opts.connection ?? connect(dep);
+  const conn = opts.connection ?? (await connect(dep));
   const host = conn.hosts.get(name) as Host;
   const reach = await host.exec(['true'], { timeoutMs: 10_000 });
   if (reach.code !== 0) throw new ScaleRefused(`${name} is not reachable: ${reach.stderr.trim()}`);
@@ -315,7 +315,7 @@ export async function scaleRemove(
   for (const w of warnings) log(`warning: ${w}`);
   const after = inInventory ? withoutHost(dep, name) : dep;
   const inventory = inInventory ? editedInventory(dep, name) : undefined;
-  const conn = opts.connection ?? connect(inInventory ? dep : after);
+  const conn = opts.connection ?? (await connect(inInventory ? dep : after));
   const host = conn.hosts.get(name);
   const spec = dep.hosts.find((h) => h.name === name);
   const ctx: HostsContext = { dep, hosts: conn.hosts, log };
