@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { connect } from '../hosts/connect.js';
 import { labClient } from '../lab/lab.js';
 import {
   formatKeystoneStatus,
@@ -21,7 +20,7 @@ export function registerKeystone(program: Command, cli: CliContext): void {
     const dep = cli.deployment();
     if (!keystoneEnabled(dep))
       throw new Error('Keystone is not deployed here (enable_keystone, [keystone] hosts)');
-    const { hosts } = await connect(dep);
+    const { hosts } = await cli.connect(dep);
     return { dep, hosts, log: (m: string) => console.log(m) };
   };
   ks.command('rotate')
