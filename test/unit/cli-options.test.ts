@@ -12,7 +12,8 @@ const PASSWORDS = PASSWORD_KEYS.map((k) => `${k}: TOPSECRET-${k}\n`).join('');
 
 const dep = buildDeployment(
   {
-    multinode: '[control]\nctl1 ansible_host=10.0.0.11\nctl2 ansible_host=10.0.0.12\nctl3 ansible_host=10.0.0.13\n',
+    multinode:
+      '[control]\nctl1 ansible_host=10.0.0.11\nctl2 ansible_host=10.0.0.12\nctl3 ansible_host=10.0.0.13\n',
     globals: 'kolla_internal_vip_address: 10.0.0.10\n',
     passwords: PASSWORDS,
   },
@@ -52,7 +53,7 @@ describe('SSH key policy flags', () => {
       ['STACKHA_KNOWN_HOSTS', saved.known],
       ['STACKHA_ACCEPT_NEW_HOST_KEYS', saved.accept],
     ] as const)
-      if (v === undefined) delete process.env[k];
+      if (v === undefined) Reflect.deleteProperty(process.env, k);
       else process.env[k] = v;
   });
 
@@ -79,7 +80,7 @@ describe('SSH key policy flags', () => {
     const [flag] = await setups(await optionsFor(['--known-hosts', '/flag/known_hosts']));
     expect(flag?.knownHostsFile).toBe('/flag/known_hosts');
 
-    delete process.env.STACKHA_ACCEPT_NEW_HOST_KEYS;
+    Reflect.deleteProperty(process.env, 'STACKHA_ACCEPT_NEW_HOST_KEYS');
     const [refuse] = await setups(await optionsFor([]));
     expect(refuse?.acceptNewHostKeys).toBe(false);
   });
