@@ -41,6 +41,7 @@ const lab = cli.lab;
  */
 const CHANGES_HOSTS: Readonly<Record<string, (opts: Record<string, unknown>) => boolean>> = {
   deploy: () => true,
+  'bootstrap-servers': (o) => o.dryRun !== true,
   'recover galera': (o) => o.dryRun !== true,
   'scale add': () => true,
   'scale remove': () => true,
