@@ -18,6 +18,44 @@ export interface HostSpec {
   readonly networkInterface: string;
   /** The host's `api_interface` (where the VIP lives), by the same rule; defaults to its network_interface. */
   readonly apiInterface: string;
+  /** How stackha reaches the host: its lab namespaces, or SSH (the inventory's `ansible_*` connection variables). */
+  readonly connection: HostConnection;
+}
+
+/**
+ * How a target host is reached. `ansible_connection=local` (the deployment machine) is never a target: such hosts are
+ * left out of Deployment.hosts (src/inventory/connection.ts recognises them).
+ */
+export type HostConnection = LabConnection | SshConnection;
+
+/** The host is the lab namespace of the same name (globals.yml sets `stackha_lab`). */
+export interface LabConnection {
+  readonly kind: 'lab';
+  readonly lab: string;
+}
+
+/** Privilege escalation on an SSH host whose user is not root: `sudo -n` (passwordless) to `user`. */
+export interface Become {
+  readonly method: 'sudo';
+  /** `ansible_become_user`: root (stackha needs root on its hosts). */
+  readonly user: string;
+}
+
+/** A real host reached over SSH. */
+export interface SshConnection {
+  readonly kind: 'ssh';
+  /** Where to connect: `ansible_host` (the host's internal address, HostSpec.address). */
+  readonly address: string;
+  /** `ansible_port` (or `name:port` on the host line), default 22. */
+  readonly port: number;
+  /** `ansible_user`, default root. */
+  readonly user: string;
+  /** `ansible_ssh_private_key_file` as written (`~/` and relative paths are resolved when connecting). */
+  readonly privateKeyFile: string | undefined;
+  /** Set when commands must go through sudo: the user is not root (or `ansible_become` asks for it). */
+  readonly become: Become | undefined;
+  /** `ansible_python_interpreter` as written, for the host's Python tools; undefined when not set. */
+  readonly pythonInterpreter: string | undefined;
 }
 
 /**

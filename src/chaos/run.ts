@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { deploy } from '../deploy/deploy.js';
-import { type Connection, connect } from '../hosts/connect.js';
+import { type Connection, connect, connectLab } from '../hosts/connect.js';
 import type { Host } from '../hosts/host.js';
 import type { LabHost } from '../hosts/lab.js';
 import { type LabState, labClient, readLabState } from '../lab/lab.js';
@@ -217,7 +217,7 @@ export interface ScenarioResult {
 
 export function chaosContext(dep: Deployment, lab: LabState, log: (m: string) => void): ChaosContext {
   let current = dep;
-  let conn = connect(dep);
+  let conn = connectLab(dep);
   let labNow = lab;
   return {
     get dep() {
@@ -244,7 +244,7 @@ export function chaosContext(dep: Deployment, lab: LabState, log: (m: string) =>
     },
     setDeployment: (next) => {
       current = next;
-      conn = connect(next);
+      conn = connectLab(next);
       labNow = readLabState(lab.name) ?? labNow;
     },
   };

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench.js';
+import { registerBootstrap } from './bootstrap.js';
 import { registerChaos } from './chaos.js';
 import type { CliContext } from './common.js';
 import { registerKeystone } from './keystone.js';
@@ -15,4 +16,5 @@ export const COMMANDS: RegisterCommand[] = [
   registerRecover,
   registerKeystone,
   registerScale,
+  registerBootstrap,
 ];

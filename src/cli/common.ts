@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
+import { type ConnectOptions, type Connection, connect } from '../hosts/connect.js';
 import { ConfigPathError, formatWarning, quoted } from '../inventory/errors.js';
 import { type LoadOptions, type LoadedDeployment, loadWithWarnings } from '../inventory/load.js';
-import { type LabState, labConfigDir, readLabState } from '../lab/lab.js';
+import { DEFAULT_LAB, type LabState, labConfigDir, readLabState } from '../lab/lab.js';
 import type { Deployment } from '../model.js';
 
 /** What every command needs from the global options. */
@@ -20,6 +21,35 @@ export interface CliContext {
   deploymentWarned(): Deployment;
   /** The lab's state, or an error saying it is not up. */
   requireLab(): LabState;
+  /**
+   * How SSH hosts are reached: --known-hosts and --accept-new-host-keys. A flag not given is left out, so connect()
+   * falls back to STACKHA_KNOWN_HOSTS / STACKHA_ACCEPT_NEW_HOST_KEYS=1, then ~/.ssh/known_hosts and refusing.
+   */
+  connectOptions(): ConnectOptions;
+  /** connect() to the deployment's hosts with those options: every SSH host probed before this returns. */
+  connect(dep: Deployment): Promise<Connection>;
+}
+
+/** The options every command takes, on the stackha program itself. */
+export function addGlobalOptions(program: Command): Command {
+  return program
+    .option('--lab <name>', 'lab whose inventory to use (its config dir is /etc/stackha/<name>)', DEFAULT_LAB)
+    .option(
+      '-c, --config-dir <dir>',
+      'directory holding multinode, globals.yml and passwords.yml (overrides --lab)',
+    )
+    .option(
+      '--allow-single',
+      'accept fewer hosts than high availability needs (a one-node evaluation), with a warning; like stackha_allow_single: true',
+    )
+    .option(
+      '--known-hosts <file>',
+      'known_hosts file SSH host keys are checked against (default: $STACKHA_KNOWN_HOSTS, else ~/.ssh/known_hosts)',
+    )
+    .option(
+      '--accept-new-host-keys',
+      'record the key of an SSH host the known_hosts file has no key for (like STACKHA_ACCEPT_NEW_HOST_KEYS=1); a changed key is always refused',
+    );
 }
 
 const LAB_NAME = /^[a-z][a-z0-9]{0,7}$/;
@@ -35,7 +65,14 @@ export function checkLabName(name: string): string {
 }
 
 export function cliContext(program: Command): CliContext {
-  const opts = () => program.opts<{ lab: string; configDir?: string; allowSingle?: boolean }>();
+  const opts = () =>
+    program.opts<{
+      lab: string;
+      configDir?: string;
+      allowSingle?: boolean;
+      knownHosts?: string;
+      acceptNewHostKeys?: boolean;
+    }>();
   const ctx: CliContext = {
     lab: () => checkLabName(opts().lab),
     configDir: () => {
@@ -66,6 +103,18 @@ export function cliContext(program: Command): CliContext {
       if (!state) throw new Error(`lab ${ctx.lab()} is not up`);
       return state;
     },
+    connectOptions: () => {
+      const { knownHosts, acceptNewHostKeys } = opts();
+      if (knownHosts === '')
+        throw new ConfigPathError(
+          '--known-hosts is empty: give the known_hosts file to check SSH host keys against',
+        );
+      return {
+        ...(knownHosts !== undefined ? { knownHostsFile: knownHosts } : {}),
+        ...(acceptNewHostKeys === true ? { acceptNewHostKeys: true } : {}),
+      };
+    },
+    connect: (dep) => connect(dep, ctx.connectOptions()),
   };
   return ctx;
 }

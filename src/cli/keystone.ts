@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { connect } from '../hosts/connect.js';
 import { labClient } from '../lab/lab.js';
 import {
   formatKeystoneStatus,
@@ -17,11 +16,11 @@ export function registerKeystone(program: Command, cli: CliContext): void {
   const ks = program
     .command('keystone')
     .description('Keystone: Fernet key rotation and sync, backends and keys');
-  const context = () => {
+  const context = async () => {
     const dep = cli.deployment();
     if (!keystoneEnabled(dep))
       throw new Error('Keystone is not deployed here (enable_keystone, [keystone] hosts)');
-    const { hosts } = connect(dep);
+    const { hosts } = await cli.connect(dep);
     return { dep, hosts, log: (m: string) => console.log(m) };
   };
   ks.command('rotate')
@@ -31,7 +30,7 @@ export function registerKeystone(program: Command, cli: CliContext): void {
     .option('--host <host>', 'where keystone-manage fernet_rotate runs (default: the first Keystone host)')
     .option('--json', 'print the result as JSON')
     .action(async (o: { host?: string; json?: boolean }) => {
-      const ctx = context();
+      const ctx = await context();
       const r = await rotateFernetKeys(o.json ? { ...ctx, log: (m) => console.error(m) } : ctx, {
         ...(o.host ? { host: o.host } : {}),
       });
@@ -47,7 +46,7 @@ export function registerKeystone(program: Command, cli: CliContext): void {
       'give every Keystone host the most advanced host’s Fernet and credential keys (a host that missed a rotation)',
     )
     .action(async () => {
-      const r = await syncKeystoneKeys(context());
+      const r = await syncKeystoneKeys(await context());
       console.log(
         `${Object.entries(r.sources)
           .map(([repo, from]) => `${repo} keys from ${from}`)
@@ -58,7 +57,7 @@ export function registerKeystone(program: Command, cli: CliContext): void {
     .description('each Keystone backend’s health and whether every host holds the same keys')
     .option('--json', 'machine-readable output')
     .action(async (o: { json?: boolean }) => {
-      const s = await keystoneStatus(context());
+      const s = await keystoneStatus(await context());
       const problems = keystoneProblems(s);
       if (o.json) console.log(JSON.stringify({ ...s, problems }, null, 2));
       else {

@@ -7,7 +7,6 @@ import { ConfigPathError, InventoryError, formatWarning, printable } from '../in
 import { type GenpwdResult, generatePasswords } from '../inventory/genpwd.js';
 import { renderLabInventory } from '../inventory/lab-inventory.js';
 import {
-  DEFAULT_LAB,
   DEFAULT_SUBNET,
   crashHost,
   hostsBehindPackages,
@@ -24,21 +23,13 @@ import { LockHeld, acquireLock } from '../ops/lock.js';
 import { clusterProblems, clusterStatus, formatStatus } from '../ops/status.js';
 import { debianPackages, deployedServices } from '../services/registry.js';
 import { COMMANDS } from './commands.js';
-import { cliContext } from './common.js';
+import { addGlobalOptions, cliContext } from './common.js';
 
 const program = new Command();
 program
   .name('stackha')
-  .description('Deploy, operate and prove a highly available OpenStack control plane (Kolla HA spec)')
-  .option('--lab <name>', 'lab whose inventory to use (its config dir is /etc/stackha/<name>)', DEFAULT_LAB)
-  .option(
-    '-c, --config-dir <dir>',
-    'directory holding multinode, globals.yml and passwords.yml (overrides --lab)',
-  )
-  .option(
-    '--allow-single',
-    'accept fewer hosts than high availability needs (a one-node evaluation), with a warning; like stackha_allow_single: true',
-  );
+  .description('Deploy, operate and prove a highly available OpenStack control plane (Kolla HA spec)');
+addGlobalOptions(program);
 
 const cli = cliContext(program);
 const configDir = cli.configDir;
@@ -50,6 +41,7 @@ const lab = cli.lab;
  */
 const CHANGES_HOSTS: Readonly<Record<string, (opts: Record<string, unknown>) => boolean>> = {
   deploy: () => true,
+  'bootstrap-servers': (o) => o.dryRun !== true,
   'recover galera': (o) => o.dryRun !== true,
   'scale add': () => true,
   'scale remove': () => true,
@@ -139,7 +131,7 @@ program
             'once (the overlays look again), or recreate the lab.',
         );
     }
-    const report = await deploy(dep);
+    const report = await deploy(dep, { connectOptions: cli.connectOptions() });
     console.log(summarize(report.results, report.stepSeconds));
     console.log(
       report.changed
@@ -156,7 +148,7 @@ program
   .option('--json', 'machine-readable output')
   .action(async (o: { json?: boolean }) => {
     const dep = cli.deployment();
-    const s = await clusterStatus(dep);
+    const s = await clusterStatus(dep, await cli.connect(dep));
     const problems = clusterProblems(dep, s);
     if (o.json)
       console.log(

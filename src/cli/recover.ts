@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { connect } from '../hosts/connect.js';
 import { GaleraRecoveryRefused, type RecoverGaleraResult, recoverGalera } from '../ops/recover.js';
 import type { CliContext } from './common.js';
 
@@ -38,7 +37,7 @@ export function registerRecover(program: Command, cli: CliContext): void {
     .option('--json', 'print the result as JSON on stdout (progress goes to stderr)')
     .action(async (o: { bootstrapHost?: string; dryRun?: boolean; json?: boolean }) => {
       const dep = cli.deployment();
-      const { hosts } = connect(dep);
+      const { hosts } = await cli.connect(dep);
       const log = (m: string): void => {
         if (o.json) console.error(m);
         else console.log(m);

@@ -20,7 +20,10 @@ export function registerScale(program: Command, cli: CliContext): void {
         'every other host’s peer lists updated without dropping connections',
     )
     .action(async (host: string) => {
-      const r = await scaleAdd(cli.deployment(), host, { log: (m) => console.log(m) });
+      const r = await scaleAdd(cli.deployment(), host, {
+        log: (m) => console.log(m),
+        connectOptions: cli.connectOptions(),
+      });
       console.log(formatScaleReport(r));
     });
   scale
@@ -39,6 +42,7 @@ export function registerScale(program: Command, cli: CliContext): void {
       const r = await scaleRemove(cli.deployment(), host, {
         log: (m) => console.log(m),
         dead: o.dead === true,
+        connectOptions: cli.connectOptions(),
       });
       console.log(formatScaleReport(r));
       console.log(
@@ -61,6 +65,7 @@ export function registerScale(program: Command, cli: CliContext): void {
         ...(o.host ? { hosts: o.host.split(',').map((h) => h.trim()) } : {}),
         moveVip: o.moveVip === true,
         log: (m) => console.log(m),
+        connectOptions: cli.connectOptions(),
       });
       console.log(formatRestartReport(r));
     });

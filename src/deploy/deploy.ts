@@ -1,5 +1,5 @@
 import { Listr } from 'listr2';
-import { type Connection, connect } from '../hosts/connect.js';
+import { type ConnectOptions, type Connection, connect } from '../hosts/connect.js';
 import type { Deployment } from '../model.js';
 import type { ServiceDeclaration } from '../services/contract.js';
 import { deployedServices, isDeployed } from '../services/registry.js';
@@ -57,11 +57,13 @@ export interface DeployOptions {
   readonly log?: (message: string) => void;
   /** The hosts to deploy to (default: connect to the inventory's); tests hand fake ones in. */
   readonly connection?: Connection;
+  /** How connect() reaches SSH hosts (the CLI's --known-hosts, --accept-new-host-keys). */
+  readonly connectOptions?: ConnectOptions;
 }
 
 export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise<DeployReport> {
   const started = Date.now();
-  const conn = opts.connection ?? connect(dep);
+  const conn = opts.connection ?? (await connect(dep, opts.connectOptions));
   const results: ServiceResult[] = [];
   const stepSeconds: Record<string, number> = {};
   const renderer = opts.renderer ?? (process.stdout.isTTY ? 'default' : 'simple');

@@ -8,6 +8,25 @@ export interface DaemonSpec {
   readonly env?: Readonly<Record<string, string>>;
   /** Host path of the file that receives the daemon's stdout and stderr. */
   readonly logFile: string;
+  /**
+   * What the host runs when it boots, when that is not `argv`: a one-off start (a Galera bootstrap with
+   * --wsrep-new-cluster, a start at a recovered position) must not become what a rebooted host runs. Only hosts with
+   * systemd (src/hosts/systemd.ts) keep daemons across a reboot; the lab ignores it.
+   */
+  readonly bootArgv?: readonly string[];
+  /**
+   * The signal that stops it cleanly when it is not SIGTERM (uwsgi reloads on SIGTERM: SIGINT). systemd stops it with
+   * this at shutdown (KillSignal=); the lab is told the signal by each stopDaemon call.
+   */
+  readonly stopSignal?: NodeJS.Signals;
+  /** Daemons of the same host it starts after (systemd After=/Wants=); the lab starts daemons in the order asked. */
+  readonly after?: readonly string[];
+  /** Resource limits (systemd LimitNOFILE=, ...); the lab's daemons inherit this machine's. */
+  readonly limits?: {
+    readonly nofile?: number;
+    readonly nproc?: number;
+    readonly memlock?: number | 'infinity';
+  };
 }
 
 export interface WriteOptions {

@@ -4,12 +4,13 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Document, LineCounter, type YAMLMap, isMap, isScalar, parseDocument } from 'yaml';
 import { z } from 'zod';
-import type { Deployment, Globals, HostSpec, Passwords, ProfileName } from '../model.js';
+import type { Deployment, Globals, HostConnection, HostSpec, Passwords, ProfileName } from '../model.js';
 import type { ServiceDeclaration } from '../services/contract.js';
 import { SERVICES, passwordOwners } from '../services/registry.js';
 import { type SettingSpec, booleanSetting, integerSetting } from '../settings.js';
 import { evenSizeWarning, hostsFor, placeOnGroups } from '../topology.js';
 import { tuningFor } from '../tuning.js';
+import { connectionOf } from './connection.js';
 import {
   ConfigPathError,
   type InputIssue,
@@ -254,6 +255,17 @@ const IFNAME_RULE = 'must be a network interface name (1-15 characters, no space
 const TEMPLATE = /\{\{|\{%|\{#/;
 const TEMPLATE_RULE = 'templates are not supported here: write the value';
 
+/** The connection of a host whose connection variables were refused (the deployment is refused with it). */
+const UNREACHABLE: HostConnection = {
+  kind: 'ssh',
+  address: '',
+  port: 22,
+  user: 'root',
+  privateKeyFile: undefined,
+  become: undefined,
+  pythonInterpreter: undefined,
+};
+
 /** How a message names a host: never by a name that may be a wrapped secret. */
 function hostLabel(host: IniHost): string {
   return host.wrappedAfter ? `the host on line ${host.line}` : printable(host.name);
@@ -276,7 +288,7 @@ function hostsOf(inventory: IniInventory, globals: ParsedGlobals | undefined, re
   }
   for (const host of inventory.hosts.values()) {
     // kolla's multinode lists the deployment machine as `localhost ansible_connection=local`: not a target host.
-    if (host.vars.ansible_connection === 'local') continue;
+    if (host.vars.ansible_connection?.trim() === 'local') continue;
     const wrapHint = host.wrappedAfter
       ? ` (if this line is the rest of ${host.wrappedAfter.key} on line ${host.wrappedAfter.line}, wrapped, join the two lines)`
       : '';
@@ -364,6 +376,19 @@ function hostsOf(inventory: IniInventory, globals: ParsedGlobals | undefined, re
     const apiInterface = globals?.sets('api_interface')
       ? globals.value.apiInterface
       : (hostApi ?? networkInterface);
+    // How it is reached. A [group:vars] line's problem is reported once, with the first host it applies to.
+    const reached = connectionOf(host.vars, host.varLines, host.line, address ?? '', globals?.value.lab);
+    for (const [list, into] of [
+      [reached.issues, report.issues],
+      [reached.warnings, report.warnings],
+    ] as const) {
+      for (const c of list) {
+        const once = `${c.key}:${c.line}`;
+        if (c.line !== host.line && reportedLines.has(once)) continue;
+        reportedLines.add(once);
+        into.push({ file, line: c.line, field: hostFieldOf(host), message: `${c.message}${wrapHint}` });
+      }
+    }
     hosts.push({
       name: host.name,
       address: address ?? '',
@@ -371,6 +396,11 @@ function hostsOf(inventory: IniInventory, globals: ParsedGlobals | undefined, re
       vars: host.vars,
       networkInterface,
       apiInterface,
+      // An unusable value was reported: the deployment is refused, this placeholder only lets the checks go on.
+      connection:
+        reached.connection === undefined || reached.connection.kind === 'local'
+          ? UNREACHABLE
+          : reached.connection,
     });
   }
   return hosts;

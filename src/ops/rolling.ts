@@ -2,7 +2,7 @@
 // HAProxy backend first and put back once healthy. Every service says how it restarts on a host in its declaration
 // (src/services/contract.ts); this module only orders and drains. See docs/scale.md.
 import { backendsOf, drainServer, frontedDaemon, undrainServer } from '../deploy/drain.js';
-import { connect } from '../hosts/connect.js';
+import { type ConnectOptions, connect } from '../hosts/connect.js';
 import type { Deployment, HostSpec } from '../model.js';
 import type { HostsContext, ServiceDeclaration } from '../services/contract.js';
 import { readApplied } from '../services/files.js';
@@ -56,6 +56,8 @@ export interface RestartOptions {
    */
   readonly moveVip?: boolean;
   readonly log?: (message: string) => void;
+  /** How connect() reaches SSH hosts (the CLI's --known-hosts, --accept-new-host-keys). */
+  readonly connectOptions?: ConnectOptions;
 }
 
 export interface HostRestart {
@@ -121,7 +123,7 @@ export async function rollingRestart(
   const log = opts.log ?? (() => {});
   const started = Date.now();
   const services = expandServices(dep, requested);
-  const conn = connect(dep);
+  const conn = await connect(dep, opts.connectOptions);
   const ctx: HostsContext = { dep, hosts: conn.hosts, log };
   for (const name of opts.hosts ?? [])
     if (!dep.hosts.some((h) => h.name === name)) throw new Error(`${name} is not a host of the inventory`);

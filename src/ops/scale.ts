@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { type DeployReport, type Step, deploy } from '../deploy/deploy.js';
 import { backendsOf, drainServer } from '../deploy/drain.js';
-import { type Connection, connect } from '../hosts/connect.js';
+import { type ConnectOptions, type Connection, connect } from '../hosts/connect.js';
 import type { Host } from '../hosts/host.js';
 import { removeHostFromMultinode } from '../inventory/lab-inventory.js';
 import { CONFIG_FILES, buildDeployment } from '../inventory/load.js';
@@ -114,6 +114,8 @@ export interface ScaleOptions {
   readonly log?: (message: string) => void;
   /** The hosts (default: connect to the inventory's); tests hand fake ones in. */
   readonly connection?: Connection;
+  /** How connect() reaches SSH hosts (the CLI's --known-hosts, --accept-new-host-keys). */
+  readonly connectOptions?: ConnectOptions;
 }
 
 /** Where a removal records the phases it finished, so a re-run resumes after the last one. */
@@ -202,7 +204,7 @@ export async function scaleAdd(dep: Deployment, name: string, opts: ScaleOptions
   const check = additionCheck(dep, name);
   if (check.refusals.length > 0) throw new ScaleRefused(check.refusals.join('\n'));
   for (const w of check.warnings) log(`warning: ${w}`);
-  const conn = opts.connection ?? connect(dep);
+  const conn = opts.connection ?? (await connect(dep, opts.connectOptions));
   const host = conn.hosts.get(name) as Host;
   const reach = await host.exec(['true'], { timeoutMs: 10_000 });
   if (reach.code !== 0) throw new ScaleRefused(`${name} is not reachable: ${reach.stderr.trim()}`);
@@ -315,7 +317,7 @@ export async function scaleRemove(
   for (const w of warnings) log(`warning: ${w}`);
   const after = inInventory ? withoutHost(dep, name) : dep;
   const inventory = inInventory ? editedInventory(dep, name) : undefined;
-  const conn = opts.connection ?? connect(inInventory ? dep : after);
+  const conn = opts.connection ?? (await connect(inInventory ? dep : after, opts.connectOptions));
   const host = conn.hosts.get(name);
   const spec = dep.hosts.find((h) => h.name === name);
   const ctx: HostsContext = { dep, hosts: conn.hosts, log };

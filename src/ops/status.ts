@@ -45,7 +45,7 @@ export async function statusWith(ctx: HostsContext): Promise<ClusterStatus> {
 }
 
 export async function clusterStatus(dep: Deployment, connection?: Connection): Promise<ClusterStatus> {
-  const { hosts } = connection ?? connect(dep);
+  const { hosts } = connection ?? (await connect(dep));
   return statusWith({ dep, hosts, log: () => {} });
 }
 

@@ -78,7 +78,7 @@ describe('parseIniInventory: a kolla-ansible multinode', () => {
       ansible_host: '10.10.0.11',
     });
     expect(inv.hosts.get('net1')?.vars).toEqual({
-      ansible_user: 'ops user',
+      ansible_user: 'netops',
       ansible_become: 'true',
       ansible_host: '10.10.0.21',
     });

@@ -52,7 +52,7 @@ describe('buildDeployment: a kolla-ansible config directory', () => {
     ]);
     const net1 = dep.hosts[3]!;
     expect(net1.groups).toEqual(['baremetal', 'common', 'loadbalancer', 'network']);
-    expect(net1.vars.ansible_user).toBe('ops user');
+    expect(net1.vars.ansible_user).toBe('netops');
     const c1 = dep.hosts[0]!;
     expect(c1.groups).toEqual([...c1.groups].sort());
     expect(c1.groups).toContain('mariadb');

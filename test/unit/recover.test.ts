@@ -131,6 +131,7 @@ describe('--wsrep-recover log', () => {
       vars: {},
       networkInterface: 'eth0',
       apiInterface: 'eth0',
+      connection: { kind: 'lab', lab: 'demo' } as const,
     };
     const t = { host };
     expect(mariadbDaemonArgv(t)).toEqual(['/usr/sbin/mariadbd', '--defaults-file=/etc/mysql/my.cnf']);

@@ -139,6 +139,8 @@ export function renderKeepalived(
           '/run/keepalived/vrrp.pid',
         ],
         logFile: KEEPALIVED_LOG,
+        // After a reboot (systemd): the local HAProxy (and its watcher) first, so the VIP comes to a working host.
+        after: ['haproxy', ...watch.map((w) => w.name)],
       },
     ],
   };

@@ -146,6 +146,7 @@ export function renderKeystone(dep: Deployment, t: RenderTarget): ServiceUnit {
         name: 'keystone',
         // The Debian build: the python3 plugin embeds /usr/bin/python3, whatever python3 is first on PATH.
         argv: ['/usr/bin/uwsgi', '--ini', `${KEYSTONE_UWSGI_INI}`],
+        stopSignal: UWSGI_STOP_SIGNAL,
         logFile: KEYSTONE_UWSGI_LOG,
       },
     ],

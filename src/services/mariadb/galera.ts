@@ -338,7 +338,10 @@ export async function startGaleraNode(
   return host.startDaemon({
     name: 'mariadb',
     argv: mariadbDaemonArgv(t, opts.bootstrap ?? false, opts.startPosition),
+    // A rebooted host joins the cluster: it must never bootstrap a new one, nor start at a position of the past.
+    bootArgv: mariadbDaemonArgv(t),
     logFile: '/var/log/mysql/mariadbd.out',
+    limits: { nofile: 65536 },
   });
 }
 
@@ -479,7 +482,14 @@ export function renderGalera(dep: Deployment, t: RenderTarget): ServiceUnit {
       { path: '/var/tmp/mysql', owner: 'mysql', mode: 0o750 },
       { path: '/var/log/mysql', owner: 'mysql', mode: 0o750 },
     ],
-    daemons: [{ name: 'mariadb', argv: mariadbDaemonArgv(t), logFile: '/var/log/mysql/mariadbd.out' }],
+    daemons: [
+      {
+        name: 'mariadb',
+        argv: mariadbDaemonArgv(t),
+        logFile: '/var/log/mysql/mariadbd.out',
+        limits: { nofile: 65536 },
+      },
+    ],
   };
 }
 
@@ -510,6 +520,7 @@ export function renderGaleraHealth(dep: Deployment, t: RenderTarget, agent: read
         name: 'galera-health',
         argv: [...agent, `${t.host.address}:${GALERA_HEALTH_PORT}`, `${GALERA_HEALTH_CONFIG}`],
         logFile: '/var/log/stackha/galera-health.log',
+        after: ['mariadb'],
       },
     ],
   };

@@ -103,12 +103,14 @@ export function renderNova(dep: Deployment, host: HostSpec): OpenstackUnit {
       {
         name: 'nova-api',
         argv: ['/usr/bin/uwsgi', '--ini', API_INI],
+        stopSignal: UWSGI_STOP_SIGNAL,
         logFile: `${NOVA_LOG_DIR}/nova-api-uwsgi.log`,
         http: { port: NOVA_API_PORT, path: NOVA_API_HEALTH },
       },
       {
         name: 'nova-metadata',
         argv: ['/usr/bin/uwsgi', '--ini', METADATA_INI],
+        stopSignal: UWSGI_STOP_SIGNAL,
         logFile: `${NOVA_LOG_DIR}/nova-metadata-uwsgi.log`,
         http: { port: NOVA_METADATA_PORT, path: NOVA_METADATA_HEALTH },
       },

@@ -90,6 +90,7 @@ export function renderPlacement(dep: Deployment, host: HostSpec): OpenstackUnit 
       {
         name: 'placement-api',
         argv: ['/usr/bin/uwsgi', '--ini', PLACEMENT_UWSGI_INI],
+        stopSignal: UWSGI_STOP_SIGNAL,
         logFile: `${LOG_DIR}/uwsgi.log`,
         http: { port: PLACEMENT_PORT, path: PLACEMENT_HEALTH_PATH },
       },

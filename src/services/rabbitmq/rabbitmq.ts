@@ -162,6 +162,9 @@ export function renderRabbitmq(dep: Deployment, t: RenderTarget): ServiceUnit {
         argv: ['/usr/lib/rabbitmq/bin/rabbitmq-server'],
         env,
         logFile: '/var/log/rabbitmq/server.out',
+        // After a reboot (systemd), its own epmd first, or the node starts one of its own that nothing tracks.
+        after: ['epmd'],
+        limits: { nofile: 65536 },
       },
     ],
   };
