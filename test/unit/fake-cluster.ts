@@ -135,6 +135,17 @@ export class ClusterHost extends FakeHost {
       await super.exec(argv, opts);
       const forget = argv.indexOf('forget_cluster_node');
       if (forget >= 0) this.cluster.forgotten.add(argv[forget + 1] ?? '');
+      // A node whose application hung in its boot (after a partition): its CLI answers with an error until a restart.
+      if (
+        this.cluster.rabbitHung.has(this.name) &&
+        (argv.includes('cluster_status') || argv.includes('check_running'))
+      )
+        return {
+          ...ok(),
+          code: 69,
+          stderr:
+            "Error: this command requires the 'rabbit' app to be running on the target node.\n\nUsage\n\nrabbitmqctl cluster_status\n",
+        };
       if (argv.includes('cluster_status')) {
         // Members are the inventory's nodes the cluster has not forgotten; running, those whose server runs.
         const members = hostsFor(this.cluster.dep, 'rabbitmq').filter(
@@ -224,6 +235,11 @@ export class ClusterHost extends FakeHost {
     return super.exec(argv, opts);
   }
 
+  override async stopDaemon(name: string, opts: { signal?: NodeJS.Signals } = {}): Promise<boolean> {
+    if (name === 'rabbitmq') this.cluster.rabbitHung.delete(this.name);
+    return super.stopDaemon(name, opts);
+  }
+
   override async signalDaemon(name: string, signal?: NodeJS.Signals): Promise<boolean> {
     // A HAProxy reload starts a new worker.
     if (name === 'haproxy' && signal === 'SIGUSR2') this.worker++;
@@ -238,6 +254,8 @@ export class FakeCluster {
   readonly logs: string[] = [];
   /** RabbitMQ nodes the cluster was told to forget. */
   readonly forgotten = new Set<string>();
+  /** Hosts whose RabbitMQ node runs but whose application hangs (until the node is stopped). */
+  readonly rabbitHung = new Set<string>();
   /** Commands (by an argument they contain) that fail the next time they run. */
   readonly failOnce = new Set<string>();
 

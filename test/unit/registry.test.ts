@@ -9,6 +9,7 @@ import { frontedDaemon } from '../../src/deploy/drain.js';
 import { PASSWORD_KEYS, buildDeployment } from '../../src/inventory/load.js';
 import { hostDaemons } from '../../src/ops/scale.js';
 import { statusWith } from '../../src/ops/status.js';
+import { RABBIT_STUCK_GRACE } from '../../src/services/rabbitmq/rabbitmq.js';
 import {
   SERVICES,
   debianPackages,
@@ -120,6 +121,29 @@ describe('every registered service on a fake cluster', () => {
         h.name,
       ).toEqual([]);
   }, 60_000);
+
+  it('restarts a RabbitMQ node whose process runs but whose application hangs, and only that node', async () => {
+    const hung = hostsFor(dep, 'rabbitmq')[0]!.name;
+    cluster.rabbitHung.add(hung);
+    RABBIT_STUCK_GRACE.ms = 50;
+    try {
+      for (const h of cluster.hosts.values()) h.clearCalls();
+      const rabbit = deployedServices(dep).find((s) => s.name === 'rabbitmq')!;
+      const [result] = asList(await rabbit.deploy(ctx));
+      expect(result?.outcomes[hung]).toBe('restarted');
+      for (const h of hostsFor(dep, 'rabbitmq').filter((x) => x.name !== hung))
+        expect(result?.outcomes[h.name], h.name).toBe('unchanged');
+      expect(cluster.rabbitHung.has(hung)).toBe(false);
+      const stops = cluster.hosts.get(hung)!.calls.filter((c) => c.op === 'stop');
+      expect(stops.length).toBeGreaterThan(0);
+      expect(
+        cluster.logs.some((l) => l.includes(`rabbitmq on ${hung}: its node runs but its rabbit application`)),
+      ).toBe(true);
+    } finally {
+      RABBIT_STUCK_GRACE.ms = 60_000;
+      cluster.rabbitHung.clear();
+    }
+  });
 
   it('matches what was applied: a rolling restart finds no pending change', async () => {
     for (const s of deployedServices(dep))

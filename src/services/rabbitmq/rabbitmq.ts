@@ -385,6 +385,9 @@ export async function rabbitClusterStatus(host: Host, t: RenderTarget): Promise<
   }
 }
 
+/** How long a running node's application may stay down before deploy restarts it (unit tests shorten it). */
+export const RABBIT_STUCK_GRACE = { ms: 60_000 };
+
 /** True when the node's `rabbit` application runs (a node whose process runs may still be booting, or stuck). */
 export async function rabbitAppRunning(host: Host, t: RenderTarget): Promise<boolean> {
   const r = await rabbitTool(
@@ -511,11 +514,11 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
   const suspects = own
     .filter(({ spec, s }) => s.unanswered !== undefined || !s.runningNodes.includes(rabbitNode(spec)))
     .map(({ spec }) => spec);
-  for (const spec of await stuckRabbitNodes(ctx, suspects, 60_000)) {
+  for (const spec of await stuckRabbitNodes(ctx, suspects, RABBIT_STUCK_GRACE.ms)) {
     const host = hostOf(ctx, spec.name);
     const t = target(ctx, spec);
     ctx.log(
-      `rabbitmq on ${spec.name}: its node runs but its rabbit application has not for 60 s: restarting it`,
+      `rabbitmq on ${spec.name}: its node runs but its rabbit application has not for ${RABBIT_STUCK_GRACE.ms / 1000} s: restarting it`,
     );
     await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
     await host.stopDaemon('epmd', { timeoutMs: 20_000 });
