@@ -168,7 +168,7 @@ export class LabHost implements Host {
 
   async run(argv: readonly string[], opts?: ExecOptions): Promise<string> {
     const r = await this.exec(argv, opts);
-    if (r.code !== 0) throw new CommandError(r, this.name);
+    if (r.code !== 0) throw new CommandError(r, this.name, opts?.input);
     return r.stdout;
   }
 

@@ -299,7 +299,7 @@ export class SshHost implements Host {
 
   async run(argv: readonly string[], opts?: ExecOptions): Promise<string> {
     const r = await this.exec(argv, opts);
-    if (r.code !== 0) throw new CommandError(r, this.where);
+    if (r.code !== 0) throw new CommandError(r, this.where, opts?.input);
     return r.stdout;
   }
 

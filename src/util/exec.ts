@@ -18,14 +18,36 @@ export interface ExecResult {
   readonly timedOut: boolean;
 }
 
-/** A failed command: carries the command, exit code and the tail of stderr. */
+/**
+ * The output lines that repeat a line of the command's stdin, replaced: stdin is how secrets reach a command, and a
+ * client that echoes its failing input (the mariadb client prints the statement) would put them in the message.
+ */
+export function withoutInputEcho(output: string, input: string | undefined): string {
+  if (!input) return output;
+  const given = new Set(
+    input
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.length >= 8),
+  );
+  return output
+    .split('\n')
+    .map((l) => (given.has(l.trim()) ? '<a line of its input, not shown>' : l))
+    .join('\n');
+}
+
+/** A failed command: carries the command, exit code and the tail of stderr (never a line of its stdin). */
 export class CommandError extends Error {
   readonly code = 'ECOMMAND';
   constructor(
     readonly result: ExecResult,
     readonly where: string,
+    input?: string,
   ) {
-    const tail = (result.stderr || result.stdout).trim().split('\n').slice(-8).join('\n');
+    const tail = withoutInputEcho((result.stderr || result.stdout).trim(), input)
+      .split('\n')
+      .slice(-8)
+      .join('\n');
     const how = result.timedOut ? 'timed out' : `exited ${result.code ?? result.signal}`;
     super(`${where}: ${result.argv.join(' ')} ${how}${tail ? `\n${tail}` : ''}`);
   }
@@ -107,6 +129,6 @@ export async function execOrThrow(
   opts: ExecOptions = {},
 ): Promise<string> {
   const r = await execArgv(argv, opts);
-  if (r.code !== 0) throw new CommandError(r, where);
+  if (r.code !== 0) throw new CommandError(r, where, opts.input);
   return r.stdout;
 }
