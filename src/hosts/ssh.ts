@@ -427,20 +427,8 @@ export class SshHost implements Host {
   }
 
   async daemonPid(name: string): Promise<number | undefined> {
-    const r = await this.exec([
-      'systemctl',
-      'show',
-      '-p',
-      'ActiveState',
-      '-p',
-      'SubState',
-      '-p',
-      'MainPID',
-      unitName(name),
-    ]);
-    if (r.code !== 0) return undefined;
-    const show = parseShow(r.stdout);
-    return isRunningState(show) ? Number(show.MainPID) : undefined;
+    const show = await this.show(name).catch(() => undefined);
+    return show && isRunningState(show) ? Number(show.MainPID) : undefined;
   }
 
   async signalDaemon(name: string, signal: NodeJS.Signals): Promise<boolean> {

@@ -279,6 +279,15 @@ export function waitQuorumMemberOnline(host: Host, t: RenderTarget, node: string
  * client connections close and reconnect to the other brokers), restarts it, revives it, and waits until every
  * quorum queue has it online again before the caller moves to the next node.
  */
+/** Stops the node and its epmd, starts both from the rendered daemons, and waits until the node has booted. */
+async function bounceRabbitNode(dep: Deployment, host: Host, t: RenderTarget): Promise<void> {
+  await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
+  // epmd goes with its node: restarted too, so a changed epmd command line is applied and never left behind.
+  await host.stopDaemon('epmd', { timeoutMs: 20_000 });
+  for (const d of renderRabbitmq(dep, t).daemons) await host.startDaemon(d);
+  await waitBooted(host, t);
+}
+
 export async function restartRabbitNode(
   ctx: Pick<DeployContext, 'dep' | 'log'>,
   host: Host,
@@ -303,11 +312,7 @@ export async function restartRabbitNode(
     ctx.log(
       `rabbitmq on ${host.name}: drain failed (${drained.stderr.trim().split('\n').at(-1)}); restarting anyway`,
     );
-  await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
-  // epmd goes with its node: restarted too, so a changed epmd command line is applied and never left behind.
-  await host.stopDaemon('epmd', { timeoutMs: 20_000 });
-  for (const d of renderRabbitmq(ctx.dep, t).daemons) await host.startDaemon(d);
-  await waitBooted(host, t);
+  await bounceRabbitNode(ctx.dep, host, t);
   // A node restarted in maintenance mode may come back still draining: revive it (a no-op otherwise).
   await rabbitTool(host, t, 'rabbitmq-upgrade', ['revive'], 60_000);
   await waitQuorumMemberOnline(host, t, node);
@@ -520,10 +525,7 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
     ctx.log(
       `rabbitmq on ${spec.name}: its node runs but its rabbit application has not for ${RABBIT_STUCK_GRACE.ms / 1000} s: restarting it`,
     );
-    await host.stopDaemon('rabbitmq', { timeoutMs: 60_000 });
-    await host.stopDaemon('epmd', { timeoutMs: 20_000 });
-    for (const d of renderRabbitmq(ctx.dep, t).daemons) await host.startDaemon(d);
-    await waitBooted(host, t);
+    await bounceRabbitNode(ctx.dep, host, t);
     outcomes[spec.name] = 'restarted';
     seen = undefined;
   }
