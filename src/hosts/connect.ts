@@ -4,6 +4,7 @@ import { isAbsolute, join } from 'node:path';
 import { sshPassword } from '../inventory/connection.js';
 import { labHost, readLabState } from '../lab/lab.js';
 import type { Deployment, HostSpec, SshConnection } from '../model.js';
+import { packageRoot } from '../util/paths.js';
 import type { Host } from './host.js';
 import { Slots, SshError, SshHost } from './ssh.js';
 
@@ -138,6 +139,14 @@ function labHosts(dep: Deployment): Map<string, Host> {
   if (lab === undefined || labSpecs.length === 0) return hosts;
   const state = readLabState(lab);
   if (!state) throw new Error(`lab ${lab} is not up: run \`stackha lab up --name ${lab}\``);
+  // Lab hosts run stackha's helper programs (dist/agents) from this checkout, and each host has its own /tmp and /run.
+  const root = packageRoot();
+  const hidden = ['/tmp', '/run'].find((d) => root === d || root.startsWith(`${d}/`));
+  if (hidden)
+    throw new Error(
+      `stackha runs from ${root}, under ${hidden}: every lab host has a ${hidden} of its own, where this checkout and ` +
+        'its helper programs do not exist; clone stackha somewhere else (e.g. /opt/stackha or /root/stackha)',
+    );
   for (const spec of labSpecs) {
     const rec = state.hosts.find((h) => h.name === spec.name);
     if (!rec) {
