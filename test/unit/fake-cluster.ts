@@ -118,12 +118,15 @@ export class ClusterHost extends FakeHost {
         const size = hostsFor(this.cluster.dep, 'mariadb').filter((h) =>
           this.cluster.hosts.get(h.name)?.daemons.has('mariadb'),
         ).length;
+        // A node rejoining after a partition answers Joining, non-Primary, for its next few status queries.
+        const rejoining = this.cluster.galeraRejoining.get(this.name) ?? 0;
+        if (rejoining > 0) this.cluster.galeraRejoining.set(this.name, rejoining - 1);
         return ok(
           [
-            'wsrep_local_state_comment\tSynced',
-            'wsrep_cluster_status\tPrimary',
+            `wsrep_local_state_comment\t${rejoining > 0 ? 'Joining' : 'Synced'}`,
+            `wsrep_cluster_status\t${rejoining > 0 ? 'non-Primary' : 'Primary'}`,
             `wsrep_cluster_size\t${size}`,
-            'wsrep_ready\tON',
+            `wsrep_ready\t${rejoining > 0 ? 'OFF' : 'ON'}`,
             'wsrep_last_committed\t42',
           ].join('\n'),
         );
@@ -256,6 +259,8 @@ export class FakeCluster {
   readonly forgotten = new Set<string>();
   /** Hosts whose RabbitMQ node runs but whose application hangs (until the node is stopped). */
   readonly rabbitHung = new Set<string>();
+  /** Galera nodes that run but are still rejoining: how many more status queries answer "Joining". */
+  readonly galeraRejoining = new Map<string, number>();
   /** Commands (by an argument they contain) that fail the next time they run. */
   readonly failOnce = new Set<string>();
 

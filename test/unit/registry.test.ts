@@ -145,6 +145,24 @@ describe('every registered service on a fake cluster', () => {
     }
   });
 
+  it('waits for a running Galera node that is still rejoining instead of failing on it', async () => {
+    const rejoining = hostsFor(dep, 'mariadb')[0]!.name;
+    cluster.galeraRejoining.set(rejoining, 2);
+    try {
+      const galera = deployedServices(dep).find((s) => s.name === 'mariadb')!;
+      const [result] = asList(await galera.deploy(ctx));
+      expect(cluster.galeraRejoining.get(rejoining)).toBe(0);
+      expect(result?.outcomes[rejoining]).toBe('unchanged');
+      expect(
+        cluster.logs.some((l) => l.includes(`mariadb on ${rejoining}: running but Joining (non-Primary)`)),
+      ).toBe(true);
+      for (const h of hostsFor(dep, 'mariadb'))
+        expect(cluster.hosts.get(h.name)?.daemons.has('mariadb')).toBe(true);
+    } finally {
+      cluster.galeraRejoining.clear();
+    }
+  });
+
   it('matches what was applied: a rolling restart finds no pending change', async () => {
     for (const s of deployedServices(dep))
       for (const h of hostsFor(dep, s.name))

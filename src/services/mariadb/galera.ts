@@ -669,6 +669,27 @@ async function startAndSync(ctx: DeployContext, spec: HostSpec, bootstrap: boole
   await recordApplied(host, 'mariadb', galeraWantedState(ctx.dep, t));
 }
 
+/** How long deploy waits for a running node that is still rejoining (a healed partition, a state transfer). */
+export const REJOIN_WAIT_MS = 300_000;
+
+/**
+ * A running node deploy leaves alone must still be Synced before deploy goes on: after a partition heals, or
+ * while a node takes a state transfer, its process runs but it answers "WSREP has not yet prepared node for
+ * application use". Deploy waits for it (one status query when it is already Synced).
+ */
+async function waitRejoined(ctx: DeployContext, spec: HostSpec): Promise<void> {
+  const host = hostOf(ctx, spec.name);
+  const s = await galeraNodeStatus(host);
+  if (isSyncedPrimary(s)) return;
+  const started = Date.now();
+  ctx.log(
+    `mariadb on ${spec.name}: running but ${s.state ?? 'not answering'}` +
+      `${s.clusterStatus ? ` (${s.clusterStatus})` : ''}: waiting for it to rejoin`,
+  );
+  await waitSynced(host, REJOIN_WAIT_MS);
+  ctx.log(`mariadb on ${spec.name}: Synced after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
 /**
  * The order running nodes restart in: the writer last. HAProxy sends writes to the first node (inventory order)
  * whose health endpoint answers 200, so that node is the writer; restarting it last moves the writes once.
@@ -776,6 +797,7 @@ export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
   }
   for (const spec of specs) {
     if (outcomes[spec.name]) continue;
+    await waitRejoined(ctx, spec);
     outcomes[spec.name] = peersOnly.has(spec.name) ? 'configured' : 'unchanged';
     ctx.log(`mariadb on ${spec.name}: ${outcomes[spec.name]}`);
   }
