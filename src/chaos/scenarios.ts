@@ -34,6 +34,21 @@ async function galeraWriter(ctx: ChaosContext): Promise<string> {
   return writer;
 }
 
+/**
+ * The node leading a queue in `rabbitmqctl list_queues -q --no-table-headers name type leader pid` output: a quorum
+ * queue's `leader`, else the node in a classic (mirrored) queue's master pid, `<rabbit@ctl2.1796194342.1871.0>`. The
+ * JSON formatter is no use here: it prints a pid as `#PID<11017.1871.0>`, without the node.
+ */
+export function queueLeaderIn(table: string, queue: string): string | undefined {
+  for (const line of table.split('\n')) {
+    const [name, , leader, pid] = line.split('\t');
+    if (name !== queue) continue;
+    const node = leader?.trim() || /rabbit@([\w-]+)/.exec(pid ?? '')?.[0];
+    if (node) return node.replace('rabbit@', '');
+  }
+  return undefined;
+}
+
 /** The node leading the chaos queue (quorum leader, or the mirrored queue's master), asked of any live node. */
 async function queueLeader(ctx: ChaosContext, except?: string): Promise<string> {
   const queue = chaosQueue(ctx.queueKind);
@@ -43,15 +58,12 @@ async function queueLeader(ctx: ChaosContext, except?: string): Promise<string> 
     const r = await rabbitmqctl(
       host,
       { host: spec },
-      ['list_queues', 'name', 'type', 'leader', 'pid', '--formatter', 'json'],
+      ['list_queues', '-q', '--no-table-headers', 'name', 'type', 'leader', 'pid'],
       30_000,
     );
     if (r.code !== 0) continue;
-    const rows = JSON.parse(r.stdout) as { name: string; leader?: string; pid?: string }[];
-    const q = rows.find((x) => x.name === queue);
-    // Quorum queues report `leader`; a classic queue's master is the node in its pid, e.g. <rabbit@ctl2.1.2.3>.
-    const node = q?.leader || /rabbit@([\w-]+)/.exec(q?.pid ?? '')?.[0];
-    if (node) return node.replace('rabbit@', '');
+    const node = queueLeaderIn(r.stdout, queue);
+    if (node) return node;
   }
   throw new Error(`no leader found for queue ${queue}`);
 }
