@@ -270,6 +270,13 @@ async function settle(ctx: ChaosContext, timeoutMs: number): Promise<string[]> {
 }
 
 const LOAD_DAEMON = 'chaos-load';
+const LOAD_LOG = '/var/log/stackha/chaos-load.log';
+
+/** The last lines the load generator wrote to its log (its stack trace when it died), for an error message. */
+async function loadLogTail(client: Host): Promise<string> {
+  const lines = (await client.readFile(LOAD_LOG))?.trim().split('\n').slice(-5) ?? [];
+  return lines.join(' | ') || 'empty';
+}
 const CHAOS_DIR = '/var/lib/stackha/chaos';
 const loadConfigPath = (runId: string) => `/etc/stackha/chaos-load-${runId}.json`;
 const opsPath = (runId: string) => `${CHAOS_DIR}/ops-${runId}.jsonl`;
@@ -570,7 +577,7 @@ export async function runScenario(
   await client.startDaemon({
     name: LOAD_DAEMON,
     argv: [process.execPath, builtScript('probes/load.js'), loadConfigPath(runId)],
-    logFile: '/var/log/stackha/chaos-load.log',
+    logFile: LOAD_LOG,
   });
   let target = '';
   let evidence: string[] = [];
@@ -590,11 +597,7 @@ export async function runScenario(
         'the load generator to get going',
         async () => {
           if ((await client.daemonPid(LOAD_DAEMON)) === undefined) {
-            const tail = (await client.readFile('/var/log/stackha/chaos-load.log'))
-              ?.trim()
-              .split('\n')
-              .slice(-5);
-            throw new Error(`the load generator exited: ${tail?.join(' | ') ?? ''}`);
+            throw new Error(`the load generator exited: ${await loadLogTail(client)}`);
           }
           const ops = parseOps((await client.readFile(opsPath(runId))) ?? '');
           const ok = new Set(ops.filter((o) => o.ok).map((o) => o.w));
@@ -659,7 +662,10 @@ export async function runScenario(
     error ??= `the load generator's accounting is of run ${final.runId}, not ${runId}`;
     final = undefined;
   }
-  if (!final) error ??= 'the load generator wrote no final accounting: nothing it did is verified';
+  if (!final)
+    error ??=
+      'the load generator wrote no final accounting: nothing it did is verified ' +
+      `(the end of its log: ${await loadLogTail(client)})`;
   const ops = parseOps((await client.readFile(opsPath(runId))) ?? '');
   const load = { start: loadStart, end: loadEnd };
   const fault = { start: faultStart || loadStart, end: wholeAt ?? loadEnd };

@@ -348,7 +348,11 @@ async function amqpConsumer(): Promise<void> {
           if (!msg) return;
           const id = msg.content.toString();
           amqpReceived.set(id, (amqpReceived.get(id) ?? 0) + 1);
-          ch.ack(msg);
+          // An ack on a channel that closed under it throws inside amqplib's dispatch, which would end the whole
+          // generator with no accounting; the message is redelivered and counted as a duplicate instead.
+          try {
+            ch.ack(msg);
+          } catch {}
         }),
       );
       while (!(publisherDone && drainComplete())) {
@@ -795,6 +799,11 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => {
     stopping = true;
     stopped();
+  });
+  // A client library's stray throw (a callback on a connection that died) must not end the run without its
+  // accounting: it is logged, and the workloads, each bounded by its own timeouts, go on.
+  process.on('uncaughtException', (err) => {
+    process.stderr.write(`load: uncaught, going on: ${err instanceof Error ? err.stack : String(err)}\n`);
   });
   const producers = [sqlWriter(), sqlReader(), amqpPublisher(), memcachedWorkload()];
   if (cfg.keystone) producers.push(tokenIssuer(cfg.keystone), tokenValidator(cfg.keystone));
