@@ -73,7 +73,7 @@ export function fixtureCheckout(agentBody = '// v1'): { root: string; cleanup: (
   );
   put('dist/agents/beta.js', `import 'node:net';\n${usage('beta')}`);
   put('dist/agents/beta.js.map', '{}');
-  put('dist/lib/pad.js', `export const pad = (s) => \` \${s}\`;\n`);
+  put('dist/lib/pad.js', 'export const pad = (s) => ` ${s}`;\n');
   put('dist/cli/main.js', `import 'commander';\n`);
   put('package.json', JSON.stringify({ name: 'stackha', version: '9.9.9', type: 'module' }));
   put(

@@ -260,7 +260,7 @@ function deployment(connection: string): Deployment {
   return buildDeployment(
     {
       multinode: [
-        `[all:vars]`,
+        '[all:vars]',
         connection,
         '[control]',
         'ctl1 ansible_host=198.18.0.11',
