@@ -7,6 +7,7 @@ import {
   formatBootstrapReport,
   labRefusal,
 } from '../ops/bootstrap.js';
+import { deployerRuntime } from '../runtime/runtime.js';
 import type { CliContext } from './common.js';
 
 /** `stackha bootstrap-servers`: real hosts made ready for `stackha deploy`. */
@@ -16,7 +17,8 @@ export function registerBootstrap(program: Command, cli: CliContext): void {
     .description(
       'prepare real hosts for deploy: install the Debian packages each host’s services declare (no service started ' +
         'by the install), net.ipv4.ip_nonlocal_bind=1 on load balancers; idempotent. Every host is reached and ' +
-        'checked before anything changes on any. Not for a lab (scripts/ensure-deps.sh installs its packages)',
+        'checked before anything changes on any. Hosts that run stackha agents get nodejs and the stackha runtime ' +
+        '(/opt/stackha/runtime). Not for a lab (scripts/ensure-deps.sh installs its packages)',
     )
     .option('--dry-run', 'print what each host is given from the declarations; reach no host')
     .action(async (o: { dryRun?: boolean }) => {
@@ -24,7 +26,13 @@ export function registerBootstrap(program: Command, cli: CliContext): void {
       if (o.dryRun) {
         const refusal = labRefusal(dep);
         if (refusal) console.error(`note: ${refusal}`);
-        console.log(formatBootstrapPlan(bootstrapPlan(dep)));
+        const plan = bootstrapPlan(dep);
+        console.log(
+          formatBootstrapPlan(
+            plan,
+            plan.some((p) => p.agents.length > 0) ? deployerRuntime().hash : undefined,
+          ),
+        );
         return;
       }
       try {

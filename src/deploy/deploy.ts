@@ -1,6 +1,9 @@
 import { Listr } from 'listr2';
 import { type ConnectOptions, type Connection, connect } from '../hosts/connect.js';
 import type { Deployment } from '../model.js';
+import type { RuntimeImage } from '../runtime/image.js';
+import { deployerRuntime } from '../runtime/runtime.js';
+import { requireRuntimes } from '../runtime/ship.js';
 import type { ServiceDeclaration } from '../services/contract.js';
 import { deployedServices, isDeployed } from '../services/registry.js';
 import type { DeployContext, ServiceResult } from '../services/types.js';
@@ -59,11 +62,16 @@ export interface DeployOptions {
   readonly connection?: Connection;
   /** How connect() reaches SSH hosts (the CLI's --known-hosts, --accept-new-host-keys). */
   readonly connectOptions?: ConnectOptions;
+  /** The runtime the SSH hosts must have (default: this deployer's); tests hand another in. */
+  readonly runtime?: () => RuntimeImage;
 }
 
 export async function deploy(dep: Deployment, opts: DeployOptions = {}): Promise<DeployReport> {
   const started = Date.now();
   const conn = opts.connection ?? (await connect(dep, opts.connectOptions));
+  // Before anything changes anywhere: every SSH host that runs an agent can run this deployer's (bootstrap-servers
+  // ships it; deploy only checks, with one read-only command per host).
+  await requireRuntimes(dep, conn.hosts, opts.runtime ?? deployerRuntime);
   const results: ServiceResult[] = [];
   const stepSeconds: Record<string, number> = {};
   const renderer = opts.renderer ?? (process.stdout.isTTY ? 'default' : 'simple');

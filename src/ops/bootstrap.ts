@@ -7,11 +7,18 @@
 // parents of stackha's own files (/etc/stackha/daemons, /var/lib/stackha/applied). So bootstrap-servers creates no
 // directory: doing it here as well would be a second list to keep in step. The service users (mysql, rabbitmq,
 // memcache, haproxy, keystone, nova, ...) are created by their Debian packages.
+//
+// stackha's own helper programs (agents: the Galera health endpoint, the HAProxy watcher) run on the hosts whose
+// services declare one (DaemonDeclaration.agent): those hosts also get Debian's nodejs and the stackha runtime
+// (src/runtime/ship.ts), after their packages.
 import { type ConnectOptions, type Connection, connect } from '../hosts/connect.js';
 import type { Host } from '../hosts/host.js';
 import type { Deployment } from '../model.js';
+import type { RuntimeImage } from '../runtime/image.js';
+import { NODE_PACKAGE, deployerRuntime } from '../runtime/runtime.js';
+import { type RuntimeOutcome, formatRuntimeOutcome, shipRuntime } from '../runtime/ship.js';
 import type { ServiceDeclaration } from '../services/contract.js';
-import { debianPackages, deployedServices } from '../services/registry.js';
+import { agentsByHost, debianPackages, deployedServices } from '../services/registry.js';
 import { hostsFor } from '../topology.js';
 
 /** Where Debian's invoke-rc.d asks whether a package may start its service (exit 101: no). */
@@ -45,6 +52,8 @@ export interface HostPlan {
   readonly packagesNoRecommends: readonly string[];
   /** A load balancer: net.ipv4.ip_nonlocal_bind=1, persisted. */
   readonly nonlocalBind: boolean;
+  /** The agents it runs (scripts under dist/): it gets nodejs and the stackha runtime. */
+  readonly agents: readonly string[];
 }
 
 /**
@@ -55,16 +64,22 @@ export interface HostPlan {
 export function bootstrapPlan(dep: Deployment): HostPlan[] {
   const services = deployedServices(dep);
   const lb = new Set(LOAD_BALANCER_SERVICES.flatMap((s) => hostsFor(dep, s).map((h) => h.name)));
+  const agents = agentsByHost(dep);
   return dep.hosts.map((h) => {
     const mine: ServiceDeclaration[] = services.filter((s) =>
       hostsFor(dep, s.name).some((x) => x.name === h.name),
     );
+    const packages = debianPackages(mine, true);
+    const mineAgents = agents.get(h.name) ?? [];
+    // The agents' node: without its recommended packages (nodejs-doc).
+    const node = mineAgents.length > 0 && !packages.includes(NODE_PACKAGE) ? [NODE_PACKAGE] : [];
     return {
       host: h.name,
       services: mine.map((s) => s.name),
-      packages: debianPackages(mine, true),
-      packagesNoRecommends: debianPackages(mine, false),
+      packages,
+      packagesNoRecommends: [...new Set([...debianPackages(mine, false), ...node])].sort(),
       nonlocalBind: lb.has(h.name),
+      agents: mineAgents,
     };
   });
 }
@@ -79,6 +94,8 @@ export interface HostBootstrap {
   readonly sysctl: 'written' | 'applied' | 'unchanged' | 'none';
   /** An operator's own policy-rc.d was there and was left alone (it decides whether services start). */
   readonly foreignPolicy: boolean;
+  /** What was done about the stackha runtime (hosts that run an agent). */
+  readonly runtime: RuntimeOutcome | undefined;
   readonly seconds: number;
 }
 
@@ -95,6 +112,8 @@ export interface BootstrapOptions {
   readonly connectOptions?: ConnectOptions;
   readonly log?: (message: string) => void;
   readonly signal?: AbortSignal;
+  /** The runtime shipped to the hosts that run an agent (default: this deployer's); tests hand another in. */
+  readonly runtime?: () => RuntimeImage;
 }
 
 /** Thrown for a deployment bootstrap-servers must not touch (a lab). */
@@ -146,12 +165,14 @@ export async function bootstrapServers(
   if (refusal) throw new BootstrapRefused(refusal);
   const started = Date.now();
   const plan = bootstrapPlan(dep);
+  // Built (and checked) here, before any host is reached: a checkout that cannot make one fails with nothing changed.
+  const runtime = plan.some((p) => p.agents.length > 0) ? (opts.runtime ?? deployerRuntime)() : undefined;
   const conn = opts.connection ?? (await connect(dep, opts.connectOptions ?? {}));
   const settled = await Promise.allSettled(
     plan.map((p) => {
       const host = conn.hosts.get(p.host);
       if (!host) return Promise.reject(new Error(`${p.host}: no connection to this host`));
-      return bootstrapHost(host, p, opts);
+      return bootstrapHost(host, p, { ...opts, ...(runtime ? { runtime: () => runtime } : {}) });
     }),
   );
   const done: HostBootstrap[] = [];
@@ -167,7 +188,13 @@ export async function bootstrapServers(
   if (failures.length > 0) throw new BootstrapFailed(failures, done);
   return {
     hosts: done,
-    changed: done.some((h) => h.installed.length > 0 || h.sysctl === 'written' || h.sysctl === 'applied'),
+    changed: done.some(
+      (h) =>
+        h.installed.length > 0 ||
+        h.sysctl === 'written' ||
+        h.sysctl === 'applied' ||
+        (h.runtime !== undefined && h.runtime.action !== 'up to date'),
+    ),
     seconds: (Date.now() - started) / 1000,
   };
 }
@@ -243,12 +270,20 @@ export async function bootstrapHost(
     if (sysctl !== 'unchanged')
       await host.run(['sysctl', '-p', SYSCTL_FILE], { timeoutMs: QUERY_TIMEOUT_MS, ...sig });
   }
+  // After the packages: the runtime needs the node they brought.
+  let runtime: RuntimeOutcome | undefined;
+  if (plan.agents.length > 0)
+    runtime = await shipRuntime(host, (opts.runtime ?? deployerRuntime)(), {
+      log,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
   return {
     host: plan.host,
     installed: [...withRecommends, ...bare].sort(),
     present: declared.length - withRecommends.length - bare.length,
     sysctl,
     foreignPolicy,
+    runtime,
     seconds: (Date.now() - started) / 1000,
   };
 }
@@ -264,9 +299,11 @@ export function formatBootstrapReport(r: BootstrapReport): string {
       );
     if (h.sysctl === 'written') parts.push(`${SYSCTL_KEY}=1 written to ${SYSCTL_FILE} and applied`);
     if (h.sysctl === 'applied') parts.push(`${SYSCTL_KEY}=1 applied from ${SYSCTL_FILE}`);
+    if (h.runtime && h.runtime.action !== 'up to date') parts.push(formatRuntimeOutcome(h.runtime));
     const kept: string[] = [];
     if (h.present > 0) kept.push(`${h.present} package${h.present === 1 ? '' : 's'} already installed`);
     if (h.sysctl === 'unchanged') kept.push(`${SYSCTL_KEY} already set`);
+    if (h.runtime?.action === 'up to date') kept.push(formatRuntimeOutcome(h.runtime));
     const what =
       parts.length > 0
         ? `${parts.join('; ')}${kept.length ? `; ${kept.join(', ')}` : ''}`
@@ -284,7 +321,7 @@ export function formatBootstrapReport(r: BootstrapReport): string {
 }
 
 /** The plan as `--dry-run` prints it: one line per host, nothing asked of any host. */
-export function formatBootstrapPlan(plan: readonly HostPlan[]): string {
+export function formatBootstrapPlan(plan: readonly HostPlan[], runtimeHash?: string): string {
   return plan
     .map((p) => {
       if (p.services.length === 0) return `${p.host}: no service, nothing to install`;
@@ -293,6 +330,10 @@ export function formatBootstrapPlan(plan: readonly HostPlan[]): string {
       if (p.packagesNoRecommends.length > 0)
         parts.push(`without recommends ${p.packagesNoRecommends.join(' ')}`);
       if (p.nonlocalBind) parts.push(`${SYSCTL_KEY}=1 in ${SYSCTL_FILE}`);
+      if (p.agents.length > 0)
+        parts.push(
+          `stackha runtime${runtimeHash ? ` ${runtimeHash}` : ''} for ${p.agents.map((a) => a.replace(/^agents\/|\.js$/g, '')).join(', ')}`,
+        );
       return `${p.host}: ${parts.join('; ')}`;
     })
     .join('\n');

@@ -25,6 +25,11 @@ export interface DaemonDeclaration {
   readonly stopSignal?: NodeJS.Signals;
   readonly stopTimeoutMs: number;
   /**
+   * It is one of stackha's own helper programs (the path of its script under dist/, `agents/galera-health.js`): its
+   * hosts need node and the stackha runtime (src/runtime/), which bootstrap-servers installs and deploy checks for.
+   */
+  readonly agent?: string;
+  /**
    * Clients reach it through HAProxy: before it stops, its host's server is drained from these backends, and put back
    * once `healthy` says so. `drainMs` bounds how long established sessions get to end by themselves.
    */

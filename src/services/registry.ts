@@ -75,6 +75,29 @@ export function daemonDeclarations(
   );
 }
 
+/**
+ * The agents (stackha's helper programs, by script path under dist/) each inventory host runs, from the daemon
+ * declarations of the services placed on it; hosts that run none are left out.
+ */
+export function agentsByHost(dep: Deployment): ReadonlyMap<string, readonly string[]> {
+  const out = new Map<string, string[]>();
+  for (const { service, daemon } of daemonDeclarations(dep)) {
+    if (daemon.agent === undefined) continue;
+    for (const h of hostsFor(dep, service.name)) {
+      const list = out.get(h.name) ?? [];
+      if (!list.includes(daemon.agent)) list.push(daemon.agent);
+      out.set(h.name, list);
+    }
+  }
+  // Inventory order, each host's agents sorted: stable output.
+  return new Map(
+    dep.hosts.flatMap((h) => {
+      const list = out.get(h.name);
+      return list ? [[h.name, [...list].sort()] as const] : [];
+    }),
+  );
+}
+
 /** Every passwords.yml key some service needs, with the service (genpwd and the inventory read this). */
 export function passwordOwners(): ReadonlyMap<string, string> {
   const out = new Map<string, string>();

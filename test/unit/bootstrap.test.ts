@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 // `stackha bootstrap-servers` against fake hosts: the plan per host from the service declarations, only missing
 // packages installed (with or without recommends, as declared) under a temporary policy-rc.d that is always removed,
 // ip_nonlocal_bind on load balancers only and only when it differs, a second run that changes nothing, labs refused,
 // and an unreachable host failing the run before anything changes anywhere.
-import { describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { UnreachableHosts } from '../../src/hosts/connect.js';
 import type { Host } from '../../src/hosts/host.js';
 import type { SshHost } from '../../src/hosts/ssh.js';
@@ -19,9 +21,21 @@ import {
   bootstrapServers,
   formatBootstrapReport,
 } from '../../src/ops/bootstrap.js';
+import { buildRuntimeImage } from '../../src/runtime/image.js';
+import { RUNTIME_ROOT } from '../../src/runtime/runtime.js';
 import { debianPackages, deployedServices } from '../../src/services/registry.js';
 import { CommandError, type ExecOptions, type ExecResult } from '../../src/util/exec.js';
-import { FakeHost } from './keystone-fake.js';
+import { RuntimeHost, fixtureCheckout } from './runtime-fake.js';
+
+/** The runtime shipped to the agent hosts: a small checkout's (test/unit/runtime-fake.ts), really unpacked and run. */
+const checkout = fixtureCheckout();
+const IMAGE = buildRuntimeImage(checkout.root);
+const RUNTIME = () => IMAGE;
+const made: RuntimeHost[] = [];
+afterEach(() => {
+  for (const h of made.splice(0)) h.runtimeRoot.cleanup();
+});
+afterAll(() => checkout.cleanup());
 
 const PASSWORDS = PASSWORD_KEYS.map((k) => `${k}: TOPSECRET-${k}\n`).join('');
 const MULTINODE = [
@@ -62,7 +76,7 @@ const OPENSTACK = ['placement', 'neutron', 'nova', 'swift', 'glance']
 const NONLOCAL = '/proc/sys/net/ipv4/ip_nonlocal_bind';
 
 /** A Debian host: dpkg's installed set, apt-get that installs into it, sysctl -p that sets the live value. */
-class AptHost extends FakeHost {
+class AptHost extends RuntimeHost {
   readonly installed = new Set<string>();
   /** apt-get install fails (a mirror is down). */
   failInstall = false;
@@ -72,10 +86,12 @@ class AptHost extends FakeHost {
 
   constructor(name: string, address: string) {
     super(name, address);
+    made.push(this);
     this.files.set(NONLOCAL, { content: '0\n', mode: 0o644 });
   }
 
   override async exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+    if (this.runtimeRoot.handles(argv)) return super.exec(argv, opts);
     await super.exec(argv, opts);
     const r = (code: number, stdout = '', stderr = ''): ExecResult => ({
       argv,
@@ -171,9 +187,13 @@ describe('bootstrap plan', () => {
       host: 'lb1',
       services: ['haproxy', 'keepalived'],
       packages: ['haproxy', 'keepalived', 'socat'],
-      packagesNoRecommends: [],
+      // keepalived's HAProxy watcher is a stackha agent: node for it.
+      packagesNoRecommends: ['nodejs'],
       nonlocalBind: true,
+      agents: ['agents/haproxy-watch.js'],
     });
+    expect(ctl?.agents).toEqual(['agents/galera-health.js']);
+    expect(ctl?.packagesNoRecommends).toContain('nodejs');
     expect(plan.get('cmp1')?.packages).toEqual([]);
     expect(plan.get('cmp1')?.packagesNoRecommends).toEqual(['nova-compute', 'nova-compute-ironic']);
     expect(plan.get('st1')?.packagesNoRecommends).toEqual(expect.arrayContaining(['swift-object', 'rsync']));
@@ -184,17 +204,31 @@ describe('bootstrap plan', () => {
       packages: [],
       packagesNoRecommends: [],
       nonlocalBind: false,
+      agents: [],
     });
-    // Together the hosts get exactly what `stackha packages` lists.
+    // nodejs exactly on the hosts that run an agent (the declarations say which): not compute, storage, monitoring.
+    expect(
+      [...plan.values()].filter((p) => p.packagesNoRecommends.includes('nodejs')).map((p) => p.host),
+    ).toEqual(['ctl1', 'ctl2', 'ctl3', 'lb1', 'lb2']);
+    expect([...plan.values()].filter((p) => p.agents.length > 0).map((p) => p.host)).toEqual([
+      'ctl1',
+      'ctl2',
+      'ctl3',
+      'lb1',
+      'lb2',
+    ]);
+    // Together the hosts get exactly what `stackha packages` lists, and the agents' node.
     const all = new Set([...plan.values()].flatMap((p) => [...p.packages, ...p.packagesNoRecommends]));
-    expect([...all].sort()).toEqual(debianPackages(deployedServices(dep)));
+    expect([...all].sort()).toEqual([...debianPackages(deployedServices(dep)), 'nodejs'].sort());
   });
 
   it('follows enable_* switches: keepalived off leaves HAProxy, and the sysctl, on the load balancers', () => {
     const plan = bootstrapPlan(deployment('enable_keepalived: false\n'));
     expect(plan.find((p) => p.host === 'lb1')).toMatchObject({
       packages: ['haproxy', 'socat'],
+      packagesNoRecommends: [],
       nonlocalBind: true,
+      agents: [],
     });
   });
 });
@@ -206,7 +240,7 @@ describe('bootstrap-servers', () => {
     const ctl1 = get(hosts, 'ctl1');
     ctl1.installed.add('memcached');
     ctl1.installed.add('rsync');
-    const r = await bootstrapServers(dep, { connection });
+    const r = await bootstrapServers(dep, { connection, runtime: RUNTIME });
 
     const installs = ctl1.installs;
     expect(installs).toHaveLength(2);
@@ -246,11 +280,22 @@ describe('bootstrap-servers', () => {
     expect(ctl1Line?.present).toBe(2);
     const text = formatBootstrapReport(r);
     expect(text).toMatch(
-      /^ctl1: installed \d+ packages \(.*mariadb-server.*\); 2 packages already installed \(\d+\.\d s\)$/m,
+      /^ctl1: installed \d+ packages \(.*mariadb-server.*nodejs.*\); runtime [0-9a-f]{16} shipped \(\d+ KiB\) and made current; 2 packages already installed \(\d+\.\d s\)$/m,
     );
     expect(text).toMatch(
-      /^lb1: installed 3 packages \(haproxy keepalived socat\); net\.ipv4\.ip_nonlocal_bind=1 written to \/etc\/sysctl\.d\/60-stackha\.conf and applied \(/m,
+      new RegExp(
+        `^lb1: installed 4 packages \\(haproxy keepalived nodejs socat\\); net\\.ipv4\\.ip_nonlocal_bind=1 written to /etc/sysctl\\.d/60-stackha\\.conf and applied; runtime ${IMAGE.hash} shipped \\(\\d+ KiB\\) and made current \\(`,
+        'm',
+      ),
     );
+    // The runtime went to the agent hosts only, after nodejs was installed.
+    for (const [name, h] of hosts) {
+      const agentHost = name.startsWith('ctl') || name.startsWith('lb');
+      expect(h.runtimeScripts(), name).toEqual(agentHost ? ['probe', 'unpack', 'commit'] : []);
+      expect(existsSync(join(h.runtimeRoot.local(RUNTIME_ROOT), IMAGE.hash)), name).toBe(agentHost);
+      if (agentHost) expect(h.installed.has('nodejs'), name).toBe(true);
+    }
+    expect(get(hosts, 'cmp1').installs.flatMap((i) => i.argv)).not.toContain('nodejs');
     expect(text).toMatch(/^mon1: nothing to do \(no service\) \(/m);
     expect(text).toMatch(/^bootstrapped 10 hosts in \d+\.\d s$/m);
     expect(r.changed).toBe(true);
@@ -259,25 +304,33 @@ describe('bootstrap-servers', () => {
   it('a second run changes nothing and says so', async () => {
     const dep = deployment();
     const { hosts, connection } = cluster(dep);
-    await bootstrapServers(dep, { connection });
+    await bootstrapServers(dep, { connection, runtime: RUNTIME });
     const before = new Map([...hosts].map(([n, h]) => [n, h.calls.length]));
-    const again = await bootstrapServers(dep, { connection });
+    const again = await bootstrapServers(dep, { connection, runtime: RUNTIME });
     expect(again.changed).toBe(false);
     for (const [n, h] of hosts) {
       const calls = h.calls.slice(before.get(n));
-      // Only reads: dpkg-query per package; no write, no remove, no apt-get, no sysctl.
+      // Only reads: dpkg-query per package and the runtime probe; no write, no remove, no apt-get, no sysctl, nothing
+      // sent on stdin.
       expect(
         calls.filter((c) => c.op !== 'exec'),
         n,
       ).toEqual([]);
       expect(
-        calls.every((c) => c.op === 'exec' && c.argv[0] === 'dpkg-query'),
+        calls.every((c) => c.op === 'exec' && (c.argv[0] === 'dpkg-query' || c.argv[0] === 'sh')),
         n,
       ).toBe(true);
+      expect(h.runtimeScripts().slice(n.startsWith('ctl') || n.startsWith('lb') ? 3 : 0), n).toEqual(
+        n.startsWith('ctl') || n.startsWith('lb') ? ['probe'] : [],
+      );
+      expect(calls.filter((c) => c.op === 'exec' && c.input !== undefined)).toEqual([]);
     }
     const text = formatBootstrapReport(again);
     expect(text).toMatch(
-      /^lb1: nothing changed \(3 packages already installed, net\.ipv4\.ip_nonlocal_bind already set\)/m,
+      new RegExp(
+        `^lb1: nothing changed \\(4 packages already installed, net\\.ipv4\\.ip_nonlocal_bind already set, runtime up to date \\(${IMAGE.hash}\\)\\)`,
+        'm',
+      ),
     );
     expect(text).toMatch(/^nothing changed on 10 hosts \(\d+\.\d s\)$/m);
   });
@@ -287,11 +340,11 @@ describe('bootstrap-servers', () => {
     const { hosts, connection } = cluster(dep);
     const lb1 = get(hosts, 'lb1');
     const lb2 = get(hosts, 'lb2');
-    await bootstrapServers(dep, { connection });
+    await bootstrapServers(dep, { connection, runtime: RUNTIME });
     // lb1: someone edited the file; lb2: the file is right, the live value was reset.
     lb1.files.set(SYSCTL_FILE, { content: 'net.ipv4.ip_nonlocal_bind = 0\n', mode: 0o644 });
     lb2.files.set(NONLOCAL, { content: '0\n', mode: 0o644 });
-    const r = await bootstrapServers(dep, { connection });
+    const r = await bootstrapServers(dep, { connection, runtime: RUNTIME });
     expect(lb1.writes(SYSCTL_FILE)).toBe(2);
     expect(lb1.files.get(SYSCTL_FILE)?.content).toBe(SYSCTL_CONTENT);
     expect(lb2.writes(SYSCTL_FILE)).toBe(1);
@@ -305,7 +358,7 @@ describe('bootstrap-servers', () => {
     const dep = deployment();
     const { hosts, connection } = cluster(dep);
     get(hosts, 'ctl2').failInstall = true;
-    const err = await bootstrapServers(dep, { connection }).catch((e: unknown) => e);
+    const err = await bootstrapServers(dep, { connection, runtime: RUNTIME }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BootstrapFailed);
     const message = (err as Error).message;
     expect(message).toMatch(/^bootstrap-servers failed on 1 host:/);
@@ -327,7 +380,7 @@ describe('bootstrap-servers', () => {
     const ctl2 = get(hosts, 'ctl2');
     ctl1.files.set(POLICY_RC_D, { content: own, mode: 0o755 });
     ctl2.files.set(POLICY_RC_D, { content: POLICY_RC_D_CONTENT, mode: 0o755 });
-    const r = await bootstrapServers(dep, { connection });
+    const r = await bootstrapServers(dep, { connection, runtime: RUNTIME });
     expect(ctl1.files.get(POLICY_RC_D)?.content).toBe(own);
     expect(ctl1.writes(POLICY_RC_D)).toBe(0);
     expect(ctl1.calls.some((c) => c.op === 'remove' && c.path === POLICY_RC_D)).toBe(false);
@@ -341,7 +394,7 @@ describe('bootstrap-servers', () => {
   it('refuses a lab, naming scripts/ensure-deps.sh, before reaching any host', async () => {
     const dep = deployment('stackha_lab: nolabx7\n');
     const { hosts, connection } = cluster(dep);
-    const err = await bootstrapServers(dep, { connection }).catch((e: unknown) => e);
+    const err = await bootstrapServers(dep, { connection, runtime: RUNTIME }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BootstrapRefused);
     expect((err as Error).message).toMatch(
       /^lab nolabx7 \(stackha_lab in globals\.yml\): not bootstrapping ctl1, /,

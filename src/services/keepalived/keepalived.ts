@@ -1,7 +1,7 @@
 import type { Host } from '../../hosts/host.js';
-import type { Deployment } from '../../model.js';
+import type { Deployment, HostSpec } from '../../model.js';
+import { agentArgv } from '../../runtime/runtime.js';
 import { hostsFor } from '../../topology.js';
-import { builtScript } from '../../util/paths.js';
 import { sleep, waitFor } from '../../util/wait.js';
 import type { HostsContext, ServiceDeclaration, ServiceStatus } from '../contract.js';
 import { wantedState } from '../files.js';
@@ -103,7 +103,7 @@ exec 3<>/dev/tcp/${t.host.address}/${HAPROXY_STATS_PORT}
 export function renderKeepalived(
   dep: Deployment,
   t: RenderTarget,
-  watcher: readonly string[] = haproxyWatchAgent(),
+  watcher: readonly string[] = haproxyWatchAgent(t.host),
 ): ServiceUnit {
   const watch = dep.tuning.keepalived.watchHaproxy
     ? [
@@ -146,9 +146,12 @@ export function renderKeepalived(
   };
 }
 
-/** The command that runs the HAProxy watcher on a host (this installation's node and script). */
-export function haproxyWatchAgent(): string[] {
-  return [process.execPath, builtScript('agents/haproxy-watch.js')];
+/** The HAProxy watcher's script under dist/. */
+export const HAPROXY_WATCH_AGENT = 'agents/haproxy-watch.js';
+
+/** The command that runs the HAProxy watcher on a host (src/runtime/runtime.ts: lab or real host). */
+export function haproxyWatchAgent(host: HostSpec): string[] {
+  return agentArgv(host, HAPROXY_WATCH_AGENT);
 }
 
 /** The interface that carries the VIP on a host: its api_interface (globals.yml's default when not in the inventory). */
@@ -261,7 +264,9 @@ export const KEEPALIVED: ServiceDeclaration = {
   packages: ['keepalived'],
   // The watcher first: keepalived finds its track file written when it starts.
   daemons: (dep) => [
-    ...(dep.tuning.keepalived.watchHaproxy ? [{ name: 'haproxy-watch', stopTimeoutMs: 20_000 }] : []),
+    ...(dep.tuning.keepalived.watchHaproxy
+      ? [{ name: 'haproxy-watch', stopTimeoutMs: 20_000, agent: HAPROXY_WATCH_AGENT }]
+      : []),
     { name: 'keepalived', stopTimeoutMs: 20_000 },
   ],
   deploy: deployKeepalived,

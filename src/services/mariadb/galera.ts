@@ -1,8 +1,8 @@
 import type { Host } from '../../hosts/host.js';
 import type { Deployment, HostSpec } from '../../model.js';
+import { agentArgv } from '../../runtime/runtime.js';
 import { hostsFor } from '../../topology.js';
 import type { ExecResult } from '../../util/exec.js';
-import { builtScript } from '../../util/paths.js';
 import { WaitAborted, waitFor } from '../../util/wait.js';
 import { DB_DRAIN_MS, type ServiceDeclaration, type ServiceStatus } from '../contract.js';
 import {
@@ -810,11 +810,14 @@ export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
   return { service: 'mariadb', outcomes };
 }
 
-export function deployGaleraHealth(ctx: DeployContext, agent: readonly string[]): Promise<ServiceResult> {
+export function deployGaleraHealth(
+  ctx: DeployContext,
+  agent: (host: HostSpec) => readonly string[] = galeraHealthAgent,
+): Promise<ServiceResult> {
   return deploySimpleService(ctx, {
     service: 'galera-health',
     hosts: hostsFor(ctx.dep, 'mariadb'),
-    render: (t) => renderGaleraHealth(ctx.dep, t, agent),
+    render: (t) => renderGaleraHealth(ctx.dep, t, agent(t.host)),
     // The peer list changes with the cluster: re-read in place (a restart would take the node out of HAProxy).
     reloadSignal: 'SIGHUP',
     waitReady: async (host) => {
@@ -832,9 +835,12 @@ export function galeraHealthy(host: Host): Promise<boolean> {
   return apiHealthy(host, GALERA_HEALTH_PORT, '/');
 }
 
-/** The command that runs the Galera health agent on a host (this installation's node and script). */
-export function galeraHealthAgent(): string[] {
-  return [process.execPath, builtScript('agents/galera-health.js')];
+/** The Galera health endpoint's script under dist/. */
+export const GALERA_HEALTH_AGENT = 'agents/galera-health.js';
+
+/** The command that runs the Galera health agent on a host (src/runtime/runtime.ts: lab or real host). */
+export function galeraHealthAgent(host: HostSpec): string[] {
+  return agentArgv(host, GALERA_HEALTH_AGENT);
 }
 
 /** The single-writer frontend on the VIP: one active server, the others backup, checked through the health agent. */
@@ -922,15 +928,15 @@ export const MARIADB: ServiceDeclaration = {
   // The health endpoint is what HAProxy checks: restarting either takes the node out of HAProxy.
   daemons: () => [
     { name: 'mariadb', stopTimeoutMs: 120_000, fronted: galeraFronted },
-    { name: 'galera-health', stopTimeoutMs: 20_000, fronted: galeraFronted },
+    { name: 'galera-health', stopTimeoutMs: 20_000, fronted: galeraFronted, agent: GALERA_HEALTH_AGENT },
   ],
   loadBalanced: galeraLoadBalanced,
   // A host that leaves takes no stale copy of the data (and no history a recovery would count) with it.
   removal: [DATADIR],
-  deploy: async (ctx) => [await deployGalera(ctx), await deployGaleraHealth(ctx, galeraHealthAgent())],
+  deploy: async (ctx) => [await deployGalera(ctx), await deployGaleraHealth(ctx)],
   wanted: (dep, t) => ({
     mariadb: galeraWantedState(dep, t),
-    'galera-health': wantedState('galera-health', renderGaleraHealth(dep, t, galeraHealthAgent())),
+    'galera-health': wantedState('galera-health', renderGaleraHealth(dep, t, galeraHealthAgent(t.host))),
   }),
   restartHost: async (ctx, spec) => {
     const host = hostIn(ctx, spec.name);
@@ -943,7 +949,11 @@ export const MARIADB: ServiceDeclaration = {
     ctx.log(
       `mariadb on ${spec.name}: Synced (state transfer: ${classifyStateTransfer(await errorLogSince(host, mark))})`,
     );
-    await restartUnit(host, renderGaleraHealth(ctx.dep, t, galeraHealthAgent()), MARIADB.daemons(ctx.dep));
+    await restartUnit(
+      host,
+      renderGaleraHealth(ctx.dep, t, galeraHealthAgent(spec)),
+      MARIADB.daemons(ctx.dep),
+    );
     await waitFor(
       `Galera health endpoint on ${spec.name}`,
       async () => ((await galeraHealthy(host)) ? true : undefined),

@@ -1,7 +1,7 @@
 import type { Host } from '../../hosts/host.js';
-import type { Deployment } from '../../model.js';
+import type { Deployment, HostSpec } from '../../model.js';
+import { agentArgv } from '../../runtime/runtime.js';
 import { hostsFor } from '../../topology.js';
-import { builtScript } from '../../util/paths.js';
 import { waitFor } from '../../util/wait.js';
 import { HTTP_DRAIN_MS, type ServiceDeclaration } from '../contract.js';
 import { wantedState } from '../files.js';
@@ -26,9 +26,12 @@ export function probeApiHosts(dep: Deployment) {
   return hostsFor(dep, 'probe-api');
 }
 
-/** The command that runs the lab's probe API on a host. */
-export function probeApiAgent(): string[] {
-  return [process.execPath, builtScript('agents/probe-api.js')];
+/** The probe API's script under dist/. */
+export const PROBE_API_AGENT = 'agents/probe-api.js';
+
+/** The command that runs the lab's probe API on a host (src/runtime/runtime.ts). */
+export function probeApiAgent(host: HostSpec): string[] {
+  return agentArgv(host, PROBE_API_AGENT);
 }
 
 export function renderProbeApi(t: RenderTarget, agent: readonly string[]): ServiceUnit {
@@ -61,12 +64,12 @@ export function probeApiLoadBalanced(dep: Deployment): LoadBalancedService[] {
 
 export function deployProbeApi(
   ctx: DeployContext,
-  agent: readonly string[] = probeApiAgent(),
+  agent: (host: HostSpec) => readonly string[] = probeApiAgent,
 ): Promise<ServiceResult> {
   return deploySimpleService(ctx, {
     service: 'probe-api',
     hosts: probeApiHosts(ctx.dep),
-    render: (t) => renderProbeApi(t, agent),
+    render: (t) => renderProbeApi(t, agent(t.host)),
     waitReady: async (host, spec) => {
       await waitFor(
         `probe API on ${spec.name}`,
@@ -94,15 +97,20 @@ export const PROBE_API: ServiceDeclaration = {
     {
       name: 'probe-api',
       stopTimeoutMs: 20_000,
+      agent: PROBE_API_AGENT,
       fronted: { backends: () => ['probe_api'], drainMs: HTTP_DRAIN_MS, healthy: probeApiHealthy },
     },
   ],
   loadBalanced: probeApiLoadBalanced,
   deploy: (ctx) => deployProbeApi(ctx),
-  wanted: (_dep, t) => ({ 'probe-api': wantedState('probe-api', renderProbeApi(t, probeApiAgent())) }),
+  wanted: (_dep, t) => ({ 'probe-api': wantedState('probe-api', renderProbeApi(t, probeApiAgent(t.host))) }),
   restartHost: async (ctx, spec) => {
     const host = hostIn(ctx, spec.name);
-    await restartUnit(host, renderProbeApi(targetIn(ctx, spec), probeApiAgent()), PROBE_API.daemons(ctx.dep));
+    await restartUnit(
+      host,
+      renderProbeApi(targetIn(ctx, spec), probeApiAgent(spec)),
+      PROBE_API.daemons(ctx.dep),
+    );
     await waitFor(
       `probe API on ${spec.name}`,
       async () => ((await probeApiHealthy(host)) ? true : undefined),
