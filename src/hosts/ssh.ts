@@ -85,6 +85,8 @@ export interface SshHostOptions {
   readonly connectTimeoutMs?: number;
   /** Opens the transport (tests, a jump host); default: TCP to address:port. */
   readonly socket?: () => Duplex;
+  /** Waits between attempts to open a channel the server refused; default CHANNEL_RETRIES. */
+  readonly channelRetries?: readonly number[];
   /** Where the pid-file supervisor keeps its records (tests); default /run/stackha. */
   readonly pidDir?: string;
 }
@@ -316,7 +318,15 @@ export class SshHost implements Host {
             err instanceof SshError ? err.message : `${this.where}: ${(err as Error).message}`,
           );
         }
-        return await runChannel(client, command, argv, opts, timeoutMs, this.where);
+        return await runChannel(
+          client,
+          command,
+          argv,
+          opts,
+          timeoutMs,
+          this.where,
+          this.opts.channelRetries ?? CHANNEL_RETRIES,
+        );
       } finally {
         this.idle();
       }
@@ -546,6 +556,7 @@ function runChannel(
   opts: ExecOptions,
   timeoutMs: number,
   where: string,
+  retries: readonly number[],
 ): Promise<ExecResult> {
   return new Promise((resolve) => {
     const started = Date.now();
@@ -590,10 +601,31 @@ function runChannel(
         timedOut,
       });
     };
-    client.exec(command, (e, ch) => {
-      if (e) {
-        code = SSH_FAILED;
-        finish(`${where}: cannot open a channel: ${e.message}`);
+    let refusals = 0;
+    const open = (): void => {
+      if (settled) return;
+      client.exec(command, (e, ch) => {
+        if (e) {
+          // The server refused the channel: OpenSSH's MaxSessions counts a session until its command has exited, also
+          // after its channel was closed (a command ended from here), so it can be full while our channels are not.
+          // Transient: try again, a bounded number of times.
+          if (isChannelRefusal(e) && refusals < retries.length && !opts.signal?.aborted) {
+            const delay = retries[refusals++] as number;
+            setTimeout(open, delay);
+            return;
+          }
+          code = SSH_FAILED;
+          finish(
+            `${where}: cannot open a channel: ${e.message}${refusals > 0 ? ` (refused ${refusals + 1} times)` : ''}`,
+          );
+          return;
+        }
+        onChannel(ch);
+      });
+    };
+    const onChannel = (ch: ClientChannel): void => {
+      if (settled) {
+        ch.close();
         return;
       }
       channel = ch;
@@ -608,6 +640,18 @@ function runChannel(
       if (opts.input !== undefined) ch.end(opts.input);
       else ch.end();
       if (opts.signal?.aborted) kill();
-    });
+    };
+    open();
   });
+}
+
+/** Waits between attempts to open a channel the server refused (about 8 s in all). */
+export const CHANNEL_RETRIES: readonly number[] = [50, 100, 200, 400, 800, 1000, 1000, 1500, 2000, 2000];
+
+/** A channel the server refused to open (SSH_MSG_CHANNEL_OPEN_FAILURE), not a broken connection. */
+function isChannelRefusal(e: Error): boolean {
+  return (
+    e.message.startsWith('(SSH) Channel open failure:') &&
+    typeof (e as { reason?: unknown }).reason === 'number'
+  );
 }

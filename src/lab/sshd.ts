@@ -248,6 +248,9 @@ export async function labSshd(
     }),
   );
   for (const name of names) byAddress.set(labHost(state, name).address, hostKeys[name] as string);
+  // In the hosts' order, whichever finished first.
+  const orderedPids = Object.fromEntries(names.map((n) => [n, pids[n] as number]));
+  const orderedKeys = Object.fromEntries(names.map((n) => [n, hostKeys[n] as string]));
   const known = (await client.readFile(DEPLOYER_KNOWN_HOSTS)) ?? '';
   await client.writeFile(DEPLOYER_KNOWN_HOSTS, mergeKnownHosts(known, byAddress), { mode: 0o644 });
   // The client's /etc/stackha is its own: the machine's lab inventory, reached over SSH.
@@ -265,5 +268,5 @@ export async function labSshd(
   await client.writeFile(join(src, 'passwords.yml'), readFileSync(join(src, 'passwords.yml'), 'utf8'), {
     mode: 0o600,
   });
-  return { pids, hostKeys, configDir: src };
+  return { pids: orderedPids, hostKeys: orderedKeys, configDir: src };
 }
