@@ -128,6 +128,15 @@ describe('SSH hosts over real sshd in a 3-host lab', () => {
       );
     }
     expect(existsSync('/etc/stackha-smoke')).toBe(false);
+    // For comparison: the same command through the lab host itself (nsenter, no SSH), 30 times.
+    const times: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t = performance.now();
+      await lab.host('ctl1').run(['true']);
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    figures.labHostExecMedianMs = Math.round((times[14] ?? 0) * 100) / 100;
   }, 120_000);
 
   it("the daemon left running over SSH is the lab host's own: in its namespaces, in its record, stopped by pid", async () => {
