@@ -23,6 +23,9 @@ fi
 
 # What stackha runs itself on every host and in the lab: namespaces, process and socket tools, the SQL client.
 BASE=(iproute2 procps curl socat util-linux)
+# The lab's hosts can run OpenSSH's sshd (`stackha lab sshd`, test/lab/ssh.test.ts), with sudo for a non-root user.
+# Without recommends (xauth, ncurses-term...); policy-rc.d below keeps the package from starting an sshd on the machine.
+LAB_BARE=(openssh-server openssh-client sudo)
 mapfile -t SERVICE_PACKAGES < <(node dist/cli/main.js packages --all --recommends)
 # OpenStack's recommended packages are plotting libraries, test tools and (nova-compute-ironic) libguestfs with a
 # kernel image: those services' packages come without them.
@@ -31,7 +34,7 @@ is_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "instal
 missing=()
 for p in "${BASE[@]}" "${SERVICE_PACKAGES[@]}"; do is_installed "$p" || missing+=("$p"); done
 missing_bare=()
-for p in "${BARE_PACKAGES[@]}"; do is_installed "$p" || missing_bare+=("$p"); done
+for p in "${LAB_BARE[@]}" "${BARE_PACKAGES[@]}"; do is_installed "$p" || missing_bare+=("$p"); done
 if [ ${#missing[@]} -gt 0 ] || [ ${#missing_bare[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]} ${missing_bare[*]}"
   # Debian starts services on install unless told not to; stackha runs its own, per lab host.

@@ -56,7 +56,15 @@ export interface SshConnection {
   readonly become: Become | undefined;
   /** `ansible_python_interpreter` as written, for the host's Python tools; undefined when not set. */
   readonly pythonInterpreter: string | undefined;
+  /**
+   * `stackha_supervisor`: how daemons are supervised on the host. Absent means `systemd` (required: a host without
+   * it is refused). `auto`: systemd when the host runs it, else pid files (the default for SSH hosts of a lab, which
+   * have no systemd of their own). `pidfile`: pid files even where systemd runs. See src/hosts/pidfile.ts.
+   */
+  readonly supervisor?: SupervisorChoice;
 }
+
+export type SupervisorChoice = 'systemd' | 'auto' | 'pidfile';
 
 /**
  * Tuning profile: `stackha` (fast failure detection, measured on this kind of machine) or `kolla`

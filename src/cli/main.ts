@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
@@ -7,8 +8,10 @@ import { ConfigPathError, InventoryError, formatWarning, printable } from '../in
 import { type GenpwdResult, generatePasswords } from '../inventory/genpwd.js';
 import { renderLabInventory } from '../inventory/lab-inventory.js';
 import {
+  CLIENT,
   DEFAULT_SUBNET,
   crashHost,
+  hostNamespaces,
   hostsBehindPackages,
   labConfigDir,
   labDown,
@@ -19,6 +22,7 @@ import {
   setLink,
   subnetPrefix,
 } from '../lab/lab.js';
+import { DEPLOYER_KNOWN_HOSTS, labSshd } from '../lab/sshd.js';
 import { LockHeld, acquireLock } from '../ops/lock.js';
 import { clusterProblems, clusterStatus, formatStatus } from '../ops/status.js';
 import { debianPackages, deployedServices } from '../services/registry.js';
@@ -54,6 +58,7 @@ const CHANGES_HOSTS: Readonly<Record<string, (opts: Record<string, unknown>) => 
   'lab add-host': () => true,
   'lab remove-host': () => true,
   'lab down': () => true,
+  'lab sshd': () => true,
 };
 
 function commandPath(cmd: Command): string {
@@ -267,6 +272,49 @@ labCmd
     console.log('');
     console.log(line(header));
     for (const r of rows) console.log(line(r));
+  });
+
+labCmd
+  .command('sshd')
+  .description(
+    "run OpenSSH's sshd in every lab host's own namespaces, and make the client namespace a deployer that reaches them over SSH",
+  )
+  .option('--user <name>', 'a non-root user with passwordless sudo, who logs in instead of root')
+  .option('--user-hosts <hosts>', 'the hosts the user logs in to (comma-separated; default every host)')
+  .action(async (o: { user?: string; userHosts?: string }) => {
+    const state = cli.requireLab();
+    const userHosts = o.userHosts?.split(',').map((h) => h.trim());
+    const r = await labSshd(state, {
+      ...(o.user ? { user: o.user } : {}),
+      ...(userHosts ? { userHosts } : {}),
+    });
+    for (const [h, pid] of Object.entries(r.pids)) console.log(`${h}: sshd pid ${pid}, ${r.hostKeys[h]}`);
+    console.log(
+      `client: deployer key, ${DEPLOYER_KNOWN_HOSTS} and the SSH inventory ${r.configDir} written in its own namespace; ` +
+        `run stackha there: stackha --lab ${state.name} lab exec client -- node ${process.argv[1]} --lab ${state.name} status`,
+    );
+  });
+
+labCmd
+  .command('exec <host> <argv...>')
+  .description(
+    "run a command inside a lab host's (or the client's) network, mount and UTS namespaces, with this terminal",
+  )
+  .action(async (host: string, argv: string[]) => {
+    const state = cli.requireLab();
+    if (host !== CLIENT && !state.hosts.some((h) => h.name === host))
+      throw new Error(
+        `lab ${state.name} has no host ${host} (${[...state.hosts.map((h) => h.name), CLIENT].join(', ')})`,
+      );
+    const ns = hostNamespaces(state.name, host);
+    const r = spawnSync(
+      'nsenter',
+      [`--net=${ns.net}`, `--mount=${ns.mnt}`, `--uts=${ns.uts}`, '--', ...argv],
+      {
+        stdio: 'inherit',
+      },
+    );
+    process.exitCode = r.status ?? 1;
   });
 
 const requireLab = cli.requireLab;

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, networkInterfaces } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { sshPassword } from '../inventory/connection.js';
 import { labHost, readLabState } from '../lab/lab.js';
@@ -61,7 +61,7 @@ export async function connect(dep: Deployment, opts: ConnectOptions = {}): Promi
   const lab = dep.globals.lab;
   const sshSpecs = dep.hosts.filter((h) => h.connection.kind === 'ssh');
   if (sshSpecs.length === 0) return { hosts: ordered(dep, hosts) };
-  if (lab !== undefined && inRootNetworkNamespace()) {
+  if (lab !== undefined && !inLabNetwork(sshSpecs.map((h) => h.address))) {
     // Lab traffic never leaves the lab's namespaces: SSH to its hosts goes from a namespace of the lab.
     throw new Error(
       `lab ${lab}: ${sshSpecs.map((h) => h.name).join(', ')} ${sshSpecs.length === 1 ? 'is' : 'are'} reached over SSH, ` +
@@ -218,11 +218,22 @@ export function readPrivateKey(configDir: string, file: string | undefined): Buf
   return undefined;
 }
 
-function inRootNetworkNamespace(): boolean {
+/**
+ * Whether this process runs in a network namespace of the lab, not the machine's root one. Where /proc/1/ns/net can
+ * be read, a namespace other than pid 1's is enough. Where it cannot (pid 1 of a container that runs in another user
+ * namespace: EACCES even for root), the namespace must have an address on the lab's /24: `lab up` refuses a subnet
+ * the root namespace routes, and blackholes it there, so the root namespace never has one.
+ */
+function inLabNetwork(hostAddresses: readonly string[]): boolean {
   try {
-    return readlinkSync('/proc/self/ns/net') === readlinkSync('/proc/1/ns/net');
+    return readlinkSync('/proc/self/ns/net') !== readlinkSync('/proc/1/ns/net');
   } catch {
-    // Cannot tell: refuse, as the root namespace would be.
-    return true;
+    /* cannot tell this way */
   }
+  const nets = new Set(hostAddresses.map((a) => a.split('.').slice(0, 3).join('.')));
+  const mine = Object.values(networkInterfaces())
+    .flat()
+    .filter((i) => i !== undefined && i.family === 'IPv4' && !i.internal)
+    .map((i) => (i?.address ?? '').split('.').slice(0, 3).join('.'));
+  return mine.some((n) => nets.has(n));
 }

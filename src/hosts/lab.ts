@@ -20,7 +20,17 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { BASE_ENV, CommandError, type ExecOptions, type ExecResult, execArgv } from '../util/exec.js';
 import { sleep } from '../util/wait.js';
 import type { DaemonSpec, Host, WriteOptions } from './host.js';
-import { groupMembers, isAlive, procStat, signalGroup } from './proc.js';
+import {
+  type PidRecord,
+  formatPidRecord,
+  groupMembers,
+  isAlive,
+  otherCommandMessage,
+  parsePidRecord,
+  procStat,
+  signalGroup,
+  startDecision,
+} from './proc.js';
 
 /** How long a SIGKILLed daemon may take to be gone (this machine's init reaps about a second late). */
 const KILL_WAIT_MS = 5000;
@@ -237,16 +247,14 @@ export class LabHost implements Host {
   }
 
   /** The daemon's record: pid, start time and a digest of the command line it was started with. */
-  private readPid(name: string): { pid: number; startTime: string; command: string | undefined } | undefined {
+  private readPid(name: string): PidRecord | undefined {
     let text: string;
     try {
       text = readFileSync(this.machinePath(this.pidFile(name)), 'utf8');
     } catch {
       return undefined;
     }
-    const [pid, startTime, command] = text.trim().split(' ');
-    if (!pid || !startTime) return undefined;
-    return { pid: Number(pid), startTime, command };
+    return parsePidRecord(text);
   }
 
   /** Every tracked daemon running on the host now, by name (the pid files stackha keeps), for memory accounting. */
@@ -273,14 +281,10 @@ export class LabHost implements Host {
   async startDaemon(spec: DaemonSpec): Promise<number> {
     const command = commandDigest(spec);
     const rec = this.readPid(spec.name);
-    if (rec && isAlive(rec.pid, rec.startTime)) {
-      if (rec.command !== undefined && rec.command !== command)
-        throw new Error(
-          `${this.name}: ${spec.name} already runs (pid ${rec.pid}) with another command line than the one asked ` +
-            'for; stop it first',
-        );
-      return rec.pid;
-    }
+    const decision = startDecision(rec, rec !== undefined && isAlive(rec.pid, rec.startTime), command);
+    if (decision.action === 'refuse')
+      throw new Error(otherCommandMessage(this.name, spec.name, decision.pid));
+    if (decision.action === 'keep') return decision.pid;
     this.mkdirs(posix.dirname(spec.logFile));
     this.mkdirs(posix.dirname(this.pidFile(spec.name)));
     const fd = openSync(this.machinePath(spec.logFile), 'a', 0o640);
@@ -309,7 +313,10 @@ export class LabHost implements Host {
         await sleep(5);
       }
       const st = procStat(pid);
-      writeFileSync(this.machinePath(this.pidFile(spec.name)), `${pid} ${st?.startTime ?? '0'} ${command}\n`);
+      writeFileSync(
+        this.machinePath(this.pidFile(spec.name)),
+        formatPidRecord({ pid, startTime: st?.startTime ?? '0', command }),
+      );
       return pid;
     } finally {
       closeSync(fd);

@@ -58,3 +58,46 @@ export function groupMembers(pgid: number): number[] {
   }
   return out;
 }
+
+/**
+ * What stackha records of a daemon it started (one line: `<pid> <start time> <command digest>`), the same file on a
+ * lab host (src/hosts/lab.ts) and on an SSH host supervised by pid files (src/hosts/pidfile.ts): the start time
+ * (field 22 of /proc/<pid>/stat) tells a reused pid from the daemon, the digest tells which command line runs.
+ */
+export interface PidRecord {
+  readonly pid: number;
+  readonly startTime: string;
+  /** Undefined in a record written before digests were kept: such a daemon is kept, never refused. */
+  readonly command: string | undefined;
+}
+
+export function formatPidRecord(rec: PidRecord): string {
+  return `${rec.pid} ${rec.startTime} ${rec.command ?? ''}`.trimEnd().concat('\n');
+}
+
+export function parsePidRecord(text: string): PidRecord | undefined {
+  const [pid, startTime, command] = text.trim().split(' ');
+  if (!pid || !startTime || !/^\d+$/.test(pid) || Number(pid) < 1) return undefined;
+  return { pid: Number(pid), startTime, command: command || undefined };
+}
+
+/**
+ * What startDaemon does given what runs: start it when nothing (alive) is recorded, keep a daemon that runs the same
+ * command line and environment, refuse one that runs another (silently keeping it would leave the host running what
+ * was not asked for).
+ */
+export type StartDecision =
+  | { readonly action: 'start' }
+  | { readonly action: 'keep'; readonly pid: number }
+  | { readonly action: 'refuse'; readonly pid: number };
+
+export function startDecision(rec: PidRecord | undefined, alive: boolean, command: string): StartDecision {
+  if (!rec || !alive) return { action: 'start' };
+  if (rec.command !== undefined && rec.command !== command) return { action: 'refuse', pid: rec.pid };
+  return { action: 'keep', pid: rec.pid };
+}
+
+/** The message of a refused start, the same for every supervisor. */
+export function otherCommandMessage(where: string, name: string, pid: number, detail = ''): string {
+  return `${where}: ${name} already runs (pid ${pid}${detail}) with another command line than the one asked for; stop it first`;
+}

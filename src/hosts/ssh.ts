@@ -1,6 +1,8 @@
 // A real host reached over SSH (the ssh2 library): one connection per host, commands on multiplexed channels (a
 // bounded number at once), files written atomically by a constant shell script fed through stdin, daemons as systemd
-// units (src/hosts/systemd.ts). Same semantics as the lab host (src/hosts/lab.ts) wherever the Host interface says.
+// units (src/hosts/systemd.ts), or, on a host without systemd whose connection allows it (a lab host running sshd),
+// by pid files (src/hosts/pidfile.ts). Same semantics as the lab host (src/hosts/lab.ts) wherever the Host interface
+// says.
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { type Socket, connect as netConnect } from 'node:net';
 import { dirname, posix } from 'node:path';
@@ -11,6 +13,7 @@ import { CommandError, type ExecOptions, type ExecResult } from '../util/exec.js
 import { sleep } from '../util/wait.js';
 import type { DaemonSpec, Host, WriteOptions } from './host.js';
 import { checkHostKey, knownHostsLine, knownKeyAlgorithms, parseKnownHosts } from './known-hosts.js';
+import { PidFileSupervisor } from './pidfile.js';
 import {
   MKDIR_SCRIPT,
   WRITE_SCRIPT,
@@ -82,7 +85,14 @@ export interface SshHostOptions {
   readonly connectTimeoutMs?: number;
   /** Opens the transport (tests, a jump host); default: TCP to address:port. */
   readonly socket?: () => Duplex;
+  /** Waits between attempts to open a channel the server refused; default CHANNEL_RETRIES. */
+  readonly channelRetries?: readonly number[];
+  /** Where the pid-file supervisor keeps its records (tests); default /run/stackha. */
+  readonly pidDir?: string;
 }
+
+/** How an SSH host's daemons are supervised, decided by open(). */
+export type Supervisor = 'systemd' | 'pidfile';
 
 /** A counting semaphore: at most `limit` holders at once, the rest wait in order. */
 export class Slots {
@@ -129,11 +139,14 @@ export class SshHost implements Host {
   private socket: Socket | undefined;
   private readonly slots: Slots;
   private inFlight = 0;
+  private chosen: Supervisor | undefined;
+  private readonly pidFiles: PidFileSupervisor;
 
   constructor(private readonly opts: SshHostOptions) {
     this.name = opts.name;
     this.address = opts.address;
     this.slots = new Slots(opts.maxChannels ?? DEFAULT_MAX_CHANNELS);
+    this.pidFiles = new PidFileSupervisor(this, describe(opts), opts.pidDir);
   }
 
   private get where(): string {
@@ -141,8 +154,10 @@ export class SshHost implements Host {
   }
 
   /**
-   * Connects and checks that commands run as root (through sudo -n when the user is not root) on a host with
-   * systemd; rejects with an SshError saying why not. Nothing on the host is changed.
+   * Connects, checks that commands run as root (through sudo -n when the user is not root), and chooses how daemons
+   * are supervised: systemd when the host runs it (/run/systemd/system), unless the connection says `pidfile`; pid
+   * files on a host without systemd only when the connection allows it (`auto`, the default in a lab). Rejects with
+   * an SshError saying why not. Nothing on the host is changed.
    */
   async open(): Promise<void> {
     const r = await this.exec(
@@ -162,8 +177,21 @@ export class SshHost implements Host {
         `commands must run as root, through ${how}: ${r.code !== 0 ? `exited ${r.code}: ${tail(r.stderr)}` : `uid ${uid}`}`,
       );
     }
-    if (init !== 'systemd')
-      throw new SshError(this.where, 'test -d /run/systemd/system', 'the host does not run systemd');
+    const choice = this.opts.connection.supervisor ?? 'systemd';
+    if (choice === 'pidfile' || (choice === 'auto' && init !== 'systemd')) this.chosen = 'pidfile';
+    else if (init === 'systemd') this.chosen = 'systemd';
+    else
+      throw new SshError(
+        this.where,
+        'test -d /run/systemd/system',
+        'the host does not run systemd (stackha_supervisor=auto or pidfile lets stackha supervise its daemons by pid files instead)',
+      );
+  }
+
+  /** How this host's daemons are supervised (open() decides; a host not opened yet is opened now). */
+  async supervisor(): Promise<Supervisor> {
+    if (this.chosen === undefined) await this.open();
+    return this.chosen as Supervisor;
   }
 
   /** Ends the connection; a later command connects again. */
@@ -290,7 +318,15 @@ export class SshHost implements Host {
             err instanceof SshError ? err.message : `${this.where}: ${(err as Error).message}`,
           );
         }
-        return await runChannel(client, command, argv, opts, timeoutMs, this.where);
+        return await runChannel(
+          client,
+          command,
+          argv,
+          opts,
+          timeoutMs,
+          this.where,
+          this.opts.channelRetries ?? CHANNEL_RETRIES,
+        );
       } finally {
         this.idle();
       }
@@ -380,6 +416,7 @@ export class SshHost implements Host {
    * not asked for. A unit that differs only in the rest (limits, ordering) is rewritten for the next start.
    */
   async startDaemon(spec: DaemonSpec): Promise<number> {
+    if ((await this.supervisor()) === 'pidfile') return this.pidFiles.start(spec);
     const unit = unitName(spec.name);
     const wantUnit = renderUnit(spec);
     const wantDrop = renderThisBootDropIn(spec);
@@ -427,11 +464,13 @@ export class SshHost implements Host {
   }
 
   async daemonPid(name: string): Promise<number | undefined> {
+    if ((await this.supervisor()) === 'pidfile') return this.pidFiles.pid(name);
     const show = await this.show(name).catch(() => undefined);
     return show && isRunningState(show) ? Number(show.MainPID) : undefined;
   }
 
   async signalDaemon(name: string, signal: NodeJS.Signals): Promise<boolean> {
+    if ((await this.supervisor()) === 'pidfile') return this.pidFiles.signal(name, signal);
     if ((await this.daemonPid(name)) === undefined) return false;
     const r = await this.exec(['systemctl', 'kill', `--signal=${signal}`, unitName(name)]);
     return r.code === 0;
@@ -446,6 +485,7 @@ export class SshHost implements Host {
     name: string,
     opts: { signal?: NodeJS.Signals; timeoutMs?: number } = {},
   ): Promise<boolean> {
+    if ((await this.supervisor()) === 'pidfile') return this.pidFiles.stop(name, opts);
     const unit = unitName(name);
     const state = await this.show(name);
     if (state.LoadState === 'not-found') return false;
@@ -516,6 +556,7 @@ function runChannel(
   opts: ExecOptions,
   timeoutMs: number,
   where: string,
+  retries: readonly number[],
 ): Promise<ExecResult> {
   return new Promise((resolve) => {
     const started = Date.now();
@@ -560,10 +601,31 @@ function runChannel(
         timedOut,
       });
     };
-    client.exec(command, (e, ch) => {
-      if (e) {
-        code = SSH_FAILED;
-        finish(`${where}: cannot open a channel: ${e.message}`);
+    let refusals = 0;
+    const open = (): void => {
+      if (settled) return;
+      client.exec(command, (e, ch) => {
+        if (e) {
+          // The server refused the channel: OpenSSH's MaxSessions counts a session until its command has exited, also
+          // after its channel was closed (a command ended from here), so it can be full while our channels are not.
+          // Transient: try again, a bounded number of times.
+          if (isChannelRefusal(e) && refusals < retries.length && !opts.signal?.aborted) {
+            const delay = retries[refusals++] as number;
+            setTimeout(open, delay);
+            return;
+          }
+          code = SSH_FAILED;
+          finish(
+            `${where}: cannot open a channel: ${e.message}${refusals > 0 ? ` (refused ${refusals + 1} times)` : ''}`,
+          );
+          return;
+        }
+        onChannel(ch);
+      });
+    };
+    const onChannel = (ch: ClientChannel): void => {
+      if (settled) {
+        ch.close();
         return;
       }
       channel = ch;
@@ -578,6 +640,18 @@ function runChannel(
       if (opts.input !== undefined) ch.end(opts.input);
       else ch.end();
       if (opts.signal?.aborted) kill();
-    });
+    };
+    open();
   });
+}
+
+/** Waits between attempts to open a channel the server refused (about 8 s in all). */
+export const CHANNEL_RETRIES: readonly number[] = [50, 100, 200, 400, 800, 1000, 1000, 1500, 2000, 2000];
+
+/** A channel the server refused to open (SSH_MSG_CHANNEL_OPEN_FAILURE), not a broken connection. */
+function isChannelRefusal(e: Error): boolean {
+  return (
+    e.message.startsWith('(SSH) Channel open failure:') &&
+    typeof (e as { reason?: unknown }).reason === 'number'
+  );
 }

@@ -2,7 +2,7 @@
 // ansible_ssh_private_key_file, ansible_become*, ansible_python_interpreter) -> how stackha reaches a host. Pure: a
 // host's effective variables (host line > child group > parent group > all, as src/inventory/ini.ts resolves them)
 // in, a typed connection and the problems of its values out. Secret variables are never quoted.
-import type { Become, HostConnection } from '../model.js';
+import type { Become, HostConnection, SupervisorChoice } from '../model.js';
 import { printable, quoted } from './errors.js';
 
 /** The deployment machine itself (`localhost ansible_connection=local`): never a deployment target. */
@@ -166,11 +166,36 @@ export function connectionOf(
       });
   }
 
+  // How daemons are supervised: systemd unless said otherwise; a lab's hosts have no systemd, so there pid files
+  // are the fallback.
+  let supervisor: SupervisorChoice | undefined = lab !== undefined ? 'auto' : undefined;
+  const supervisorText = vars.stackha_supervisor;
+  if (supervisorText !== undefined) {
+    const v = supervisorText.trim();
+    if (v === 'systemd' || v === 'auto' || v === 'pidfile') supervisor = v === 'systemd' ? undefined : v;
+    else
+      bad(
+        'stackha_supervisor',
+        TEMPLATE.test(v)
+          ? TEMPLATE_RULE
+          : `${quoted(supervisorText)} is not a supervisor: systemd (the default: the host must run it), auto (systemd, else pid files) or pidfile`,
+      );
+  }
+
   if (issues.length > 0) return { connection: undefined, issues, warnings };
   const explicitSsh = kind !== undefined;
   if (lab !== undefined && !explicitSsh) return { connection: { kind: 'lab', lab }, issues, warnings };
   return {
-    connection: { kind: 'ssh', address, port, user, privateKeyFile, become, pythonInterpreter },
+    connection: {
+      kind: 'ssh',
+      address,
+      port,
+      user,
+      privateKeyFile,
+      become,
+      pythonInterpreter,
+      ...(supervisor !== undefined ? { supervisor } : {}),
+    },
     issues,
     warnings,
   };

@@ -134,6 +134,34 @@ describe('connection variables: how each host is reached', () => {
     const { dep } = build(files({ multinode, globals: `${GLOBALS}stackha_lab: demo\n` }));
     expect(dep.hosts.map((h) => h.connection.kind)).toEqual(['lab', 'lab', 'ssh']);
     expect(dep.hosts[0]?.connection).toEqual({ kind: 'lab', lab: 'demo' });
+    // A lab's SSH hosts have no systemd of their own: pid files are their fallback.
+    expect(ssh(dep, 'ctl3').supervisor).toBe('auto');
+  });
+
+  it('stackha_supervisor: systemd by default, auto or pidfile when asked, a bad value refused at its line', () => {
+    const multinode = M3.replace(
+      'ctl2 ansible_host=10.0.0.12',
+      'ctl2 ansible_host=10.0.0.12 stackha_supervisor=pidfile',
+    ).replace('ctl3 ansible_host=10.0.0.13', 'ctl3 ansible_host=10.0.0.13 stackha_supervisor=auto');
+    const { dep } = build(files({ multinode }));
+    expect(ssh(dep, 'ctl1').supervisor).toBeUndefined();
+    expect(ssh(dep, 'ctl2').supervisor).toBe('pidfile');
+    expect(ssh(dep, 'ctl3').supervisor).toBe('auto');
+    const inLab = M3.replace(
+      'ctl1 ansible_host=10.0.0.11',
+      'ctl1 ansible_host=10.0.0.11 ansible_connection=ssh stackha_supervisor=systemd',
+    );
+    const lab = build(files({ multinode: inLab, globals: `${GLOBALS}stackha_lab: demo\n` }));
+    expect(ssh(lab.dep, 'ctl1').supervisor).toBeUndefined();
+    const errors = errorsOf(
+      files({
+        multinode: M3.replace(
+          'ctl1 ansible_host=10.0.0.11',
+          'ctl1 ansible_host=10.0.0.11 stackha_supervisor=runit',
+        ),
+      }),
+    );
+    expect(errors.join('\n')).toMatch(/:2 .*stackha_supervisor: "runit" is not a supervisor/);
   });
 });
 

@@ -74,7 +74,13 @@ export function logicalArgv(command: string): string[] {
   return w;
 }
 
-export async function startFakeServer(handler: Handler): Promise<FakeServer> {
+export async function startFakeServer(
+  handler: Handler,
+  opts: {
+    /** Refuse this session open (as OpenSSH does past MaxSessions: "open failed"). */
+    refuseSession?: () => boolean;
+  } = {},
+): Promise<FakeServer> {
   const dir = mkdtempSync(join(tmpdir(), 'stackha-ssh-test-'));
   const path = join(dir, 'sshd.sock');
   const keys = utils.generateKeyPairSync('ed25519');
@@ -92,7 +98,11 @@ export async function startFakeServer(handler: Handler): Promise<FakeServer> {
     });
     client.on('error', () => undefined);
     client.on('ready', () => {
-      client.on('session', (acceptSession) => {
+      client.on('session', (acceptSession, rejectSession) => {
+        if (opts.refuseSession?.()) {
+          rejectSession();
+          return;
+        }
         const session = acceptSession();
         open++;
         max = Math.max(max, open);

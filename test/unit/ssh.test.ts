@@ -387,6 +387,43 @@ class FakeSystemd {
   };
 }
 
+describe('SshHost when the server refuses channels (MaxSessions reached)', () => {
+  it('tries again, a bounded number of times, then fails with the cause', async () => {
+    let refuse = 3;
+    const server = await startFakeServer(() => ({ code: 0, stdout: 'ok\n' }), {
+      refuseSession: () => refuse-- > 0,
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'stackha-ssh-refuse-'));
+    try {
+      writeFileSync(join(dir, 'known_hosts'), knownHostsLine(ADDRESS, 22, server.hostKey));
+      const host = new SshHost({
+        name: 'ctl1',
+        address: ADDRESS,
+        connection: connection(),
+        knownHostsFile: join(dir, 'known_hosts'),
+        socket: server.socket,
+        password: 'x',
+        channelRetries: [10, 20, 30, 40],
+      });
+      const r = await host.exec(['true']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe('ok\n');
+      refuse = 1000;
+      const started = Date.now();
+      const failed = await host.exec(['true']);
+      expect(failed.code).toBe(SSH_FAILED);
+      expect(failed.stderr).toMatch(
+        /cannot open a channel: \(SSH\) Channel open failure: .*\(refused 5 times\)/,
+      );
+      expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+      host.close();
+    } finally {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('SshHost daemons: systemd units (a fake systemd)', () => {
   let server: FakeServer;
   let fake: FakeSystemd;

@@ -1,0 +1,206 @@
+// SSH hosts against real OpenSSH: a 3-host lab whose hosts each run Debian's sshd inside their own network, mount and
+// UTS namespaces (src/lab/sshd.ts), reached from the lab's client namespace (the deployer) by a node program that
+// opens SshHost to each through connect() with host keys checked against known_hosts (src/lab/ssh-smoke.ts). ctl2 is
+// reached as the non-root user `deploy` with passwordless sudo; ctl1 and ctl3 as root. Daemons go through the
+// pid-file supervisor (the lab hosts have no systemd). Nothing is sent to a lab address from the root namespace: the
+// program runs in the client, and every check made from here reads /proc or the hosts' files.
+import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../src/hosts/proc.js';
+import { hostNamespaces, labDown } from '../../src/lab/lab.js';
+import type { SmokeReport } from '../../src/lab/ssh-smoke.js';
+import { DEPLOYER_KEY, DEPLOYER_KNOWN_HOSTS, SSHD_HOST_KEY, labSshd } from '../../src/lab/sshd.js';
+import { waitFor } from '../../src/util/wait.js';
+import { type TestLab, createTestLab, leftovers, saveReport } from './harness.js';
+
+const LAB = 'sshlab';
+const SMOKE = join(import.meta.dirname, '../../dist/lab/ssh-smoke.js');
+const figures: Record<string, number | string> = {};
+let lab: TestLab;
+let report: SmokeReport;
+const markers = new Map<string, string>();
+
+/** Runs the smoke program inside the client namespace (the deployer). */
+function smoke(args: readonly string[]) {
+  return lab.client.exec([process.execPath, SMOKE, '--config-dir', `/etc/stackha/${LAB}`, ...args], {
+    timeoutMs: 90_000,
+  });
+}
+
+/** Gone: no /proc entry, or one with another start time (the pid was reused). Zombies wait for init's reaping. */
+const reaped = (pid: number, startTime: string): boolean => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] !== startTime;
+  } catch {
+    return true;
+  }
+};
+
+describe('SSH hosts over real sshd in a 3-host lab', () => {
+  beforeAll(async () => {
+    lab = await createTestLab({ name: LAB, subnet: '198.18.30.0/24', hosts: 3 });
+    for (const h of lab.state.hosts) {
+      const m = `marker of ${h.name} ${Date.now()}`;
+      markers.set(h.name, m);
+      await lab.host(h.name).writeFile('/etc/stackha-lab-marker', `${m}\n`, { mode: 0o644 });
+    }
+    const t0 = Date.now();
+    await labSshd(lab.state, { user: 'deploy', userHosts: ['ctl2'] });
+    figures.sshdSetupSeconds = (Date.now() - t0) / 1000;
+    await lab.recordPids();
+  }, 120_000);
+
+  afterAll(async () => {
+    saveReport('lab-ssh', { figures, report });
+    console.log('figures', figures);
+    // Always, even when a test failed.
+    await labDown(LAB, { purge: true });
+  }, 120_000);
+
+  it("runs each sshd inside its host's own namespaces, with its own host key", async () => {
+    const keys = new Set<string>();
+    for (const h of lab.state.hosts) {
+      const host = lab.host(h.name);
+      const pid = await host.daemonPid('sshd');
+      expect(pid, h.name).toBeDefined();
+      const ns = hostNamespaces(LAB, h.name);
+      expect(readlinkSync(`/proc/${pid}/ns/mnt`)).toBe(`mnt:[${statSync(ns.mnt).ino}]`);
+      expect(readlinkSync(`/proc/${pid}/ns/uts`)).toBe(`uts:[${statSync(ns.uts).ino}]`);
+      expect(readlinkSync(`/proc/${pid}/ns/net`)).toBe(`net:[${statSync(ns.net).ino}]`);
+      const pub = await host.readFile(`${SSHD_HOST_KEY}.pub`);
+      expect(pub).toContain(`stackha-lab:${LAB}:${h.name}`);
+      keys.add(pub?.split(' ')[1] ?? '');
+      // The private key is the host's only: 0600, in its own /etc.
+      expect(await host.fileMode(SSHD_HOST_KEY)).toBe(0o600);
+    }
+    expect(keys.size).toBe(3);
+    // None is the machine's own key.
+    const machine = existsSync(`${SSHD_HOST_KEY}.pub`) ? readFileSync(`${SSHD_HOST_KEY}.pub`, 'utf8') : '';
+    for (const k of keys) expect(machine).not.toContain(k);
+    expect(await lab.client.fileMode(DEPLOYER_KEY)).toBe(0o600);
+    // The deployer's key pair is the client's own (its /root), not the machine's.
+    expect(await lab.client.readFile(`${DEPLOYER_KEY}.pub`)).toContain(`stackha-deployer:${LAB}`);
+    const machinePub = existsSync(`${DEPLOYER_KEY}.pub`) ? readFileSync(`${DEPLOYER_KEY}.pub`, 'utf8') : '';
+    expect(machinePub).not.toContain('stackha-deployer');
+  });
+
+  it('from the deployer namespace: exec, files, sudo and a daemon on every host over sshd', async () => {
+    const t0 = Date.now();
+    const r = await smoke(['--leave-running', '--round-trips', '30']);
+    figures.smokeSeconds = (Date.now() - t0) / 1000;
+    expect(r.code, r.stderr).toBe(0);
+    report = JSON.parse(r.stdout) as SmokeReport;
+    figures.openMs = report.openMs;
+    expect(report.hosts.map((h) => h.name)).toEqual(['ctl1', 'ctl2', 'ctl3']);
+    const deployUid = /^deploy:x:(\d+):/m.exec((await lab.host('ctl2').readFile('/etc/passwd')) ?? '')?.[1];
+    expect(deployUid).toBeDefined();
+    for (const h of report.hosts) {
+      const host = lab.host(h.name);
+      figures[`${h.name}RoundTripMedianMs`] = h.roundTripMs.median;
+      figures[`${h.name}RoundTripP95Ms`] = h.roundTripMs.p95;
+      figures[`${h.name}Parallel8Ms`] = h.parallel8Ms;
+      expect(h.supervisor, h.name).toBe('pidfile');
+      expect(h.hostname).toBe(h.name);
+      expect(h.etcHostname).toBe(h.name);
+      expect(h.marker).toBe(markers.get(h.name));
+      expect(h.uid).toBe('0');
+      // ctl2 was reached as deploy (the login uid), root through sudo -n; the others as root.
+      expect(h.loginUid).toBe(h.name === 'ctl2' ? deployUid : '0');
+      // The 0600 write landed in the host's own /etc with that mode, and nowhere else.
+      expect(h.secretMode).toBe('600');
+      expect(await host.fileMode('/etc/stackha-smoke/secret.conf')).toBe(0o600);
+      expect(await host.readFile('/etc/stackha-smoke/secret.conf')).toBe(`secret of ${h.name}\n`);
+      // The daemon: started, kept, stopped; its pid is gone for good (init reaps about a second late).
+      const d = h.daemon;
+      expect(d.keptPid).toBe(d.pid);
+      expect(d.pidWhileRunning).toBe(d.pid);
+      expect(d.stopped).toBe(true);
+      expect(d.pidAfterStop).toBeUndefined();
+      expect(isAlive(d.pid, d.startTime)).toBe(false);
+      await waitFor(
+        `pid ${d.pid} (${h.name} smoke-sleep) reaped`,
+        async () => reaped(d.pid, d.startTime) || undefined,
+        {
+          timeoutMs: 10_000,
+        },
+      );
+    }
+    expect(existsSync('/etc/stackha-smoke')).toBe(false);
+    // For comparison: the same command through the lab host itself (nsenter, no SSH), 30 times.
+    const times: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t = performance.now();
+      await lab.host('ctl1').run(['true']);
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    figures.labHostExecMedianMs = Math.round((times[14] ?? 0) * 100) / 100;
+  }, 120_000);
+
+  it("the daemon left running over SSH is the lab host's own: in its namespaces, in its record, stopped by pid", async () => {
+    for (const h of report.hosts) {
+      const left = h.left;
+      expect(left, h.name).toBeDefined();
+      if (!left) continue;
+      const host = lab.host(h.name);
+      // The same record the lab host keeps: LabHost sees what the SSH host started.
+      expect(await host.daemonPid('smoke-left')).toBe(left.pid);
+      expect(readlinkSync(`/proc/${left.pid}/ns/mnt`)).toBe(
+        `mnt:[${statSync(hostNamespaces(LAB, h.name).mnt).ino}]`,
+      );
+      expect(await host.stopDaemon('smoke-left', { timeoutMs: 3000 })).toBe(true);
+      expect(isAlive(left.pid, left.startTime)).toBe(false);
+    }
+  });
+
+  it("checks host keys: a key that is not the host's is refused, and so is a host known_hosts does not have", async () => {
+    const known = (await lab.client.readFile(DEPLOYER_KNOWN_HOSTS)) ?? '';
+    const lines = known.trim().split('\n');
+    const ctl1 = lines.find((l) => l.startsWith('198.18.30.11 '));
+    expect(ctl1).toBeDefined();
+    // ctl2's line carries ctl1's key: a changed key.
+    const swapped = lines
+      .map((l) => (l.startsWith('198.18.30.12 ') ? `198.18.30.12 ${ctl1?.split(' ').slice(1).join(' ')}` : l))
+      .join('\n');
+    await lab.client.writeFile('/root/.ssh/known_hosts.swapped', `${swapped}\n`, { mode: 0o644 });
+    const changed = await smoke(['--known-hosts', '/root/.ssh/known_hosts.swapped', '--round-trips', '1']);
+    expect(changed.code).toBe(1);
+    expect(changed.stderr).toMatch(/ctl2 \(ssh deploy@198\.18\.30\.12:22\).*HOST KEY CHANGED/);
+    expect(changed.stderr).not.toMatch(/ctl1 \(ssh/);
+    await lab.client.writeFile('/root/.ssh/known_hosts.empty', '', { mode: 0o644 });
+    const unknown = await smoke(['--known-hosts', '/root/.ssh/known_hosts.empty', '--round-trips', '1']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr.match(/host key not in/g)).toHaveLength(3);
+  }, 60_000);
+
+  it('a user without sudo is refused root by sudo -n (deploy on ctl3 has no sudoers line)', async () => {
+    const r = await lab.client.exec(
+      [
+        'ssh',
+        '-i',
+        DEPLOYER_KEY,
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        `UserKnownHostsFile=${DEPLOYER_KNOWN_HOSTS}`,
+        '-o',
+        'StrictHostKeyChecking=yes',
+        'deploy@198.18.30.13',
+        'id -un; sudo -n true',
+      ],
+      { timeoutMs: 20_000 },
+    );
+    expect(r.stdout.trim()).toBe('deploy');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/password is required/);
+  });
+
+  it('lab down leaves nothing behind', async () => {
+    await lab.recordPids();
+    const r = await lab.cli(['lab', 'down', '--purge']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await leftovers(lab)).toEqual([]);
+  }, 120_000);
+});
