@@ -18,7 +18,8 @@ export function registerBootstrap(program: Command, cli: CliContext): void {
       'prepare real hosts for deploy: install the Debian packages each host’s services declare (no service started ' +
         'by the install), net.ipv4.ip_nonlocal_bind=1 on load balancers; idempotent. Every host is reached and ' +
         'checked before anything changes on any. Hosts that run stackha agents get nodejs and the stackha runtime ' +
-        '(/opt/stackha/runtime). Not for a lab (scripts/ensure-deps.sh installs its packages)',
+        '(/var/lib/stackha/runtime). In a lab only the runtime is shipped, to the hosts reached over SSH ' +
+        '(scripts/ensure-deps.sh installs the packages of a lab)',
     )
     .option('--dry-run', 'print what each host is given from the declarations; reach no host')
     .action(async (o: { dryRun?: boolean }) => {

@@ -149,8 +149,26 @@ export function labRefusal(dep: Deployment): string | undefined {
   return (
     `lab ${lab} (stackha_lab in globals.yml): not bootstrapping ${dep.hosts.map((h) => h.name).join(', ')}. ` +
     "A lab's hosts are namespaces of this machine and use its packages, which scripts/ensure-deps.sh installs " +
-    '(npm run demo and npm test run it). bootstrap-servers is for real hosts reached over SSH.'
+    '(npm run demo and npm test run it). bootstrap-servers is for hosts reached over SSH (in a lab, it only ships ' +
+    'the stackha runtime to them).'
   );
+}
+
+/**
+ * What bootstrap-servers does: the plan of every host, or in a lab only the runtime for the hosts it reaches over SSH
+ * (their agents run from it, as on a machine; packages and sysctls are this machine's, which ensure-deps.sh sets up).
+ * A lab with no such host is refused.
+ */
+export function bootstrapServersPlan(dep: Deployment): HostPlan[] {
+  const plan = bootstrapPlan(dep);
+  if (dep.globals.lab === undefined) return plan;
+  const ssh = new Set(dep.hosts.filter((h) => h.connection.kind === 'ssh').map((h) => h.name));
+  const runtimeOnly = plan
+    .filter((p) => ssh.has(p.host) && p.agents.length > 0)
+    .map((p) => ({ ...p, packages: [], packagesNoRecommends: [], nonlocalBind: false }));
+  const refusal = labRefusal(dep);
+  if (runtimeOnly.length === 0 && refusal) throw new BootstrapRefused(refusal);
+  return runtimeOnly;
 }
 
 /**
@@ -161,10 +179,8 @@ export async function bootstrapServers(
   dep: Deployment,
   opts: BootstrapOptions = {},
 ): Promise<BootstrapReport> {
-  const refusal = labRefusal(dep);
-  if (refusal) throw new BootstrapRefused(refusal);
   const started = Date.now();
-  const plan = bootstrapPlan(dep);
+  const plan = bootstrapServersPlan(dep);
   // Built (and checked) here, before any host is reached: a checkout that cannot make one fails with nothing changed.
   const runtime = plan.some((p) => p.agents.length > 0) ? (opts.runtime ?? deployerRuntime)() : undefined;
   const conn = opts.connection ?? (await connect(dep, opts.connectOptions ?? {}));

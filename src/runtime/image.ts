@@ -26,7 +26,7 @@ export interface ShippedPackage {
 }
 
 export interface RuntimeImage {
-  /** sha256 of the tar, shortened: the runtime's directory name on a host (/opt/stackha/runtime/<hash>). */
+  /** sha256 of the tar, shortened: the runtime's directory name on a host (/var/lib/stackha/runtime/<hash>). */
   readonly hash: string;
   /** The agents (paths under dist/, e.g. `agents/galera-health.js`). */
   readonly agents: readonly string[];

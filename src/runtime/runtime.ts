@@ -7,8 +7,11 @@ import type { HostSpec } from '../model.js';
 import { builtScript, packageRoot } from '../util/paths.js';
 import { type RuntimeImage, buildRuntimeImage } from './image.js';
 
-/** Where runtimes live on a real host: one directory per hash, and `current`, a symlink to the latest shipped. */
-export const RUNTIME_ROOT = '/opt/stackha/runtime';
+/**
+ * Where runtimes live on a host reached over SSH: one directory per hash, and `current`, a symlink to the latest
+ * shipped. Under /var/lib, not /opt: in a lab, /var is each host's own (an overlay), /opt is this machine's.
+ */
+export const RUNTIME_ROOT = '/var/lib/stackha/runtime';
 /** The node that runs the agents on a real host: Debian's nodejs package. */
 export const HOST_NODE = '/usr/bin/node';
 /** The Debian package that provides it. */

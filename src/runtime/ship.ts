@@ -1,6 +1,6 @@
 // Shipping the stackha runtime (src/runtime/image.ts) to a real host, and checking that a host has it, through the
 // Host interface only: constant shell scripts whose variable parts are positional arguments, the archive as base64 on
-// stdin. On the host: /opt/stackha/runtime/<hash>/ (0755 directories, 0644 files, root's), complete only once its
+// stdin. On the host: /var/lib/stackha/runtime/<hash>/ (0755 directories, 0644 files, root's), complete only once its
 // marker file holds its hash, and `current`, a symlink swapped by rename(2). A runtime is made current only after the
 // host's node ran every agent from it (each prints its usage and exits 2 without arguments: it loaded everything it
 // imports). Old runtimes are removed unless a stackha unit still names them.

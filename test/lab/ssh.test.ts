@@ -16,6 +16,7 @@ import { type TestLab, createTestLab, leftovers, saveReport } from './harness.js
 
 const LAB = 'sshlab';
 const SMOKE = join(import.meta.dirname, '../../dist/lab/ssh-smoke.js');
+const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 const figures: Record<string, number | string> = {};
 let lab: TestLab;
 let report: SmokeReport;
@@ -196,6 +197,43 @@ describe('SSH hosts over real sshd in a 3-host lab', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/password is required/);
   });
+
+  it('deploys the infrastructure and Keystone over SSH from the deployer namespace: runtime shipped, whole, a re-deploy changes nothing', async () => {
+    // stackha's own CLI, run where an operator would: in the deployer, against the SSH inventory of the lab.
+    const stackha = (args: readonly string[], timeoutMs = 600_000) =>
+      lab.client.exec([process.execPath, CLI, '--config-dir', `/etc/stackha/${LAB}`, ...args], { timeoutMs });
+    let t0 = Date.now();
+    const boot = await stackha(['bootstrap-servers']);
+    figures.bootstrapRuntimeSeconds = (Date.now() - t0) / 1000;
+    expect(boot.code, boot.stderr).toBe(0);
+    // In a lab only the runtime goes to each host (its packages are this machine's).
+    for (const h of ['ctl1', 'ctl2', 'ctl3'])
+      expect(boot.stdout).toMatch(new RegExp(`^${h}: .*runtime`, 'm'));
+    t0 = Date.now();
+    const first = await stackha(['deploy']);
+    figures.sshDeploySeconds = (Date.now() - t0) / 1000;
+    expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0);
+    const status = await stackha(['status'], 120_000);
+    expect(status.code, status.stdout).toBe(0);
+    // The agents run from the runtime shipped into each host's own /var/lib, with the host's node, as on a machine.
+    for (const h of lab.state.hosts) {
+      const pid = await lab.host(h.name).daemonPid('galera-health');
+      expect(pid, h.name).toBeDefined();
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      expect(argv[0]).toBe('/usr/bin/node');
+      expect(argv[1]).toMatch(/^\/var\/lib\/stackha\/runtime\/[0-9a-f]+\/dist\/agents\/galera-health\.js$/);
+      expect(await lab.host(h.name).exists(argv[1] ?? '/nonexistent')).toBe(true);
+    }
+    expect(existsSync('/var/lib/stackha/runtime')).toBe(false);
+    t0 = Date.now();
+    const again = await stackha(['deploy']);
+    figures.sshNoopDeploySeconds = (Date.now() - t0) / 1000;
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('nothing changed, nothing restarted');
+    const boot2 = await stackha(['bootstrap-servers']);
+    expect(boot2.code, boot2.stderr).toBe(0);
+    expect(boot2.stdout).toMatch(/nothing changed/);
+  }, 900_000);
 
   it('lab down leaves nothing behind', async () => {
     await lab.recordPids();

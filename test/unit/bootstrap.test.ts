@@ -13,6 +13,7 @@ import type { Deployment } from '../../src/model.js';
 import {
   BootstrapFailed,
   BootstrapRefused,
+  bootstrapServersPlan,
   POLICY_RC_D,
   POLICY_RC_D_CONTENT,
   SYSCTL_CONTENT,
@@ -403,6 +404,41 @@ describe('bootstrap-servers', () => {
     for (const h of hosts.values()) expect(h.calls).toEqual([]);
     // Without a connection handed in, the refusal comes before connect() (which would say the lab is not up).
     await expect(bootstrapServers(dep)).rejects.toThrow(BootstrapRefused);
+  });
+
+  it('in a lab, only ships the runtime, to the hosts reached over SSH: no package, no sysctl', async () => {
+    // Lab hosts reached over SSH (the sshd lab): ctl1 and lb1; the rest are entered as namespaces.
+    const multinode = MULTINODE.replace(
+      'ctl1 ansible_host=10.0.0.11',
+      'ctl1 ansible_host=10.0.0.11 ansible_connection=ssh',
+    )
+      .replace('lb1 ansible_host=10.0.0.21', 'lb1 ansible_host=10.0.0.21 ansible_connection=ssh')
+      .replace('cmp1 ansible_host=10.0.0.31', 'cmp1 ansible_host=10.0.0.31 ansible_connection=ssh');
+    const dep = buildDeployment(
+      {
+        multinode,
+        globals: `kolla_internal_vip_address: 10.0.0.10\n${OPENSTACK}stackha_lab: nolabx7\n`,
+        passwords: PASSWORDS,
+      },
+      '/etc/stackha',
+    );
+    // cmp1 is reached over SSH but runs no agent: nothing to do there.
+    expect(bootstrapServersPlan(dep).map((p) => p.host)).toEqual(['ctl1', 'lb1']);
+    const { hosts, connection } = cluster(dep);
+    const r = await bootstrapServers(dep, { connection, runtime: RUNTIME });
+    expect(r.hosts.map((h) => h.host)).toEqual(['ctl1', 'lb1']);
+    for (const name of ['ctl1', 'lb1']) {
+      const h = get(hosts, name);
+      const argvs = h.calls.flatMap((c) => (c.op === 'exec' ? [c.argv.join(' ')] : []));
+      expect(
+        argvs.some((a) => /apt-get|dpkg-query|sysctl/.test(a)),
+        name,
+      ).toBe(false);
+      expect(existsSync(join(h.runtimeRoot.local(RUNTIME_ROOT), IMAGE.hash)), name).toBe(true);
+    }
+    for (const name of ['ctl2', 'ctl3', 'lb2', 'cmp1', 'st1'])
+      expect(get(hosts, name).calls, name).toEqual([]);
+    expect(formatBootstrapReport(r)).toMatch(new RegExp(`^ctl1: runtime ${IMAGE.hash} shipped`, 'm'));
   });
 
   it('a host that cannot be reached fails the run before anything is asked of any host', async () => {

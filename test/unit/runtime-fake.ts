@@ -1,17 +1,17 @@
 // A host's runtime directories in a temporary directory of this machine: the runtime scripts (src/runtime/ship.ts)
 // and the agents' smoke runs are really executed here (sh, base64, sha256sum, tar, node), with every host path under
-// /opt/stackha, /etc/systemd and /run/systemd moved under the temporary root, and the host's /usr/bin/node replaced by
+// the runtime root, /etc/systemd and /run/systemd moved under the temporary root, and the host's /usr/bin/node replaced by
 // a node of the test's choice. Plus a small checkout (dist/agents, package-lock.json, node_modules) to build runtime
 // images from.
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { HOST_NODE } from '../../src/runtime/runtime.js';
+import { HOST_NODE, RUNTIME_ROOT } from '../../src/runtime/runtime.js';
 import { COMMIT_SCRIPT, PROBE_SCRIPT, UNPACK_SCRIPT } from '../../src/runtime/ship.js';
 import { type ExecOptions, type ExecResult, execArgv } from '../../src/util/exec.js';
 import { FakeHost } from './keystone-fake.js';
 
-const MOVED = ['/opt/stackha', '/etc/systemd', '/run/systemd'];
+const MOVED = [RUNTIME_ROOT, '/etc/systemd', '/run/systemd'];
 
 export class LocalRoot {
   readonly root = mkdtempSync(join(tmpdir(), 'stackha-runtime-test-'));
