@@ -143,11 +143,6 @@ export interface CheckTuning {
   readonly fall: number;
   /** `timeout check`: how long the answer may take once connected, ms. */
   readonly timeoutMs: number;
-  /**
-   * The listener's own `timeout connect`, ms, when not the defaults' (`connectTimeoutMs`). HAProxy also waits
-   * min(timeout connect, 1 s) before each retry of a refused connection when the backend has one active server.
-   */
-  readonly connectTimeoutMs: number | undefined;
 }
 
 export interface Globals {

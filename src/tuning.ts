@@ -31,23 +31,10 @@ const PROFILES: Record<ProfileName, Tuning> = {
         rise: 2,
         fall: 2,
         timeoutMs: 2000,
-        // The writer is the backend's one active server, so HAProxy waits min(timeout connect, 1 s) before each
-        // retry of a refused connect: a dead writer cost the connects of that instant two 500 ms waits (two
-        // refusals mark it down, then the retry goes to the next node), a ~1.1 s write stall. A connect on the
-        // internal network takes well under a millisecond; 100 ms still leaves room for a busy host.
-        connectTimeoutMs: 100,
       },
       // A killed backend is caught by the passive check below (its refused requests are retried elsewhere); the
       // active checks are for silent ones, and wait up to 5 s for a busy Keystone's answer before calling it dead.
-      api: {
-        interMs: 500,
-        fastinterMs: 200,
-        downinterMs: 500,
-        rise: 2,
-        fall: 3,
-        timeoutMs: 5000,
-        connectTimeoutMs: undefined,
-      },
+      api: { interMs: 500, fastinterMs: 200, downinterMs: 500, rise: 2, fall: 3, timeoutMs: 5000 },
       connectTimeoutMs: 500,
       shutdownSessionsOnDown: true,
       // Two in a row: one dropped SYN on a busy machine is not a dead server.
@@ -88,7 +75,6 @@ const PROFILES: Record<ProfileName, Tuning> = {
         rise: 2,
         fall: 5,
         timeoutMs: 10_000,
-        connectTimeoutMs: undefined,
       },
       api: {
         interMs: 2000,
@@ -97,7 +83,6 @@ const PROFILES: Record<ProfileName, Tuning> = {
         rise: 2,
         fall: 5,
         timeoutMs: 10_000,
-        connectTimeoutMs: undefined,
       },
       connectTimeoutMs: 10_000,
       shutdownSessionsOnDown: false,

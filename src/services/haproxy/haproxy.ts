@@ -43,7 +43,6 @@ export function renderListen(dep: Deployment, svc: LoadBalancedService): string 
   const check = svc.checks === 'database' ? t.database : t.api;
   if (svc.timeouts?.client) lines.push(`  timeout client ${svc.timeouts.client}`);
   if (svc.timeouts?.server) lines.push(`  timeout server ${svc.timeouts.server}`);
-  if (check.connectTimeoutMs !== undefined) lines.push(`  timeout connect ${check.connectTimeoutMs}ms`);
   lines.push(`  timeout check ${check.timeoutMs}ms`);
   if (svc.httpCheck) {
     lines.push(
