@@ -13,13 +13,13 @@ import type { Deployment } from '../../src/model.js';
 import {
   BootstrapFailed,
   BootstrapRefused,
-  bootstrapServersPlan,
   POLICY_RC_D,
   POLICY_RC_D_CONTENT,
   SYSCTL_CONTENT,
   SYSCTL_FILE,
   bootstrapPlan,
   bootstrapServers,
+  bootstrapServersPlan,
   formatBootstrapReport,
 } from '../../src/ops/bootstrap.js';
 import { buildRuntimeImage } from '../../src/runtime/image.js';
