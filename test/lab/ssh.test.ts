@@ -20,6 +20,7 @@ const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 const figures: Record<string, number | string> = {};
 let lab: TestLab;
 let report: SmokeReport;
+let deployedOverSsh = false;
 const markers = new Map<string, string>();
 
 /** Runs the smoke program inside the client namespace (the deployer). */
@@ -233,6 +234,43 @@ describe('SSH hosts over real sshd in a 3-host lab', () => {
     const boot2 = await stackha(['bootstrap-servers']);
     expect(boot2.code, boot2.stderr).toBe(0);
     expect(boot2.stdout).toMatch(/nothing changed/);
+    deployedOverSsh = true;
+  }, 900_000);
+
+  it('operates the deployment over SSH: a rolling restart, a Keystone key rotation, a Galera recovery after every node died', async () => {
+    expect(deployedOverSsh).toBe(true);
+    const stackha = (args: readonly string[], timeoutMs = 600_000) =>
+      lab.client.exec([process.execPath, CLI, '--config-dir', `/etc/stackha/${LAB}`, ...args], { timeoutMs });
+    const pidsOf = async (daemon: string) =>
+      Promise.all(lab.state.hosts.map((h) => lab.host(h.name).daemonPid(daemon)));
+    const before = await pidsOf('keystone');
+    let t0 = Date.now();
+    const restart = await stackha(['restart', 'memcached', 'keystone']);
+    figures.sshRestartSeconds = (Date.now() - t0) / 1000;
+    expect(restart.code, `${restart.stdout}\n${restart.stderr}`).toBe(0);
+    const after = await pidsOf('keystone');
+    after.forEach((pid, i) => {
+      expect(pid).toBeDefined();
+      expect(pid).not.toBe(before[i]);
+    });
+    const rotate = await stackha(['keystone', 'rotate']);
+    expect(rotate.code, rotate.stderr).toBe(0);
+    expect(rotate.stdout).toMatch(/primary key 1 -> 2 .*distributed to ctl2, ctl3/);
+    // Every Galera node dies (killed from here, by pid: the fault is the lab's); the recovery runs over SSH.
+    for (const h of lab.state.hosts)
+      expect(await lab.host(h.name).signalDaemon('mariadb', 'SIGKILL')).toBe(true);
+    await waitFor(
+      'every mariadbd gone',
+      async () => ((await pidsOf('mariadb')).every((p) => p === undefined) ? true : undefined),
+      { timeoutMs: 15_000 },
+    );
+    t0 = Date.now();
+    const recover = await stackha(['recover', 'galera']);
+    figures.sshRecoverSeconds = (Date.now() - t0) / 1000;
+    expect(recover.code, `${recover.stdout}\n${recover.stderr}`).toBe(0);
+    expect(recover.stdout).toMatch(/all 3 nodes Synced/);
+    const status = await stackha(['status'], 120_000);
+    expect(status.code, status.stdout).toBe(0);
   }, 900_000);
 
   it('lab down leaves nothing behind', async () => {
