@@ -1,5 +1,5 @@
 // The figures of one scenario run, from the load generator's record of every operation. Pure.
-import type { OpRecord } from '../probes/load.js';
+import type { OpRecord, ServerOutcome } from '../probes/load.js';
 
 export const WORKLOADS = [
   'sql',
@@ -266,4 +266,59 @@ export function spread(values: readonly (number | undefined)[]): Spread | undefi
   const v = values.filter((x): x is number => x !== undefined && Number.isFinite(x)).sort((a, b) => a - b);
   if (v.length === 0) return undefined;
   return { median: v[Math.floor((v.length - 1) / 2)] ?? 0, worst: v[v.length - 1] ?? 0, n: v.length };
+}
+
+/** What became of the servers a run booted. */
+export interface ServerTally {
+  readonly booted: number;
+  readonly active: number;
+  readonly error: number;
+  /** Left in BUILD with no explanation: a violation. */
+  readonly stuckBuild: number;
+  /**
+   * Left in BUILD, never scheduled, created before the kill of a daemon that may hold a build request it had taken:
+   * oslo.messaging acknowledges an RPC message before it runs it, and Nova retries no lost cast, so a conductor
+   * killed in the middle of `schedule_and_build_instances` takes that server's build with it. Counted apart.
+   */
+  readonly lostInFlight: number;
+  readonly createFailed: number;
+  readonly stuckDeleting: number;
+  readonly errors: readonly string[];
+}
+
+/**
+ * Tallies the servers. `inFlightLoss` is the kill time when the scenario killed a daemon that may hold a build in
+ * flight (see lostInFlight); a stuck server counts as lost in flight only with the evidence: no compute host, still
+ * scheduling (or no task state at all), and created before the kill, within `windowMs` of it.
+ */
+export function tallyServers(
+  servers: readonly ServerOutcome[],
+  inFlightLoss?: { readonly atMs: number; readonly windowMs: number },
+): ServerTally {
+  const inFlight = (s: ServerOutcome): boolean =>
+    inFlightLoss !== undefined &&
+    s.state === 'stuck-build' &&
+    s.host === undefined &&
+    (s.taskState === undefined || s.taskState === 'scheduling') &&
+    s.createdAt !== undefined &&
+    s.createdAt <= inFlightLoss.atMs &&
+    s.createdAt >= inFlightLoss.atMs - inFlightLoss.windowMs;
+  const stuck = servers.filter((s) => s.state === 'stuck-build');
+  return {
+    booted: servers.filter((s) => s.state !== 'create-failed').length,
+    active: servers.filter((s) => s.state === 'active').length,
+    error: servers.filter((s) => s.state === 'error').length,
+    stuckBuild: stuck.filter((s) => !inFlight(s)).length,
+    lostInFlight: stuck.filter(inFlight).length,
+    createFailed: servers.filter((s) => s.state === 'create-failed').length,
+    stuckDeleting: servers.filter((s) => s.deleted === 'stuck-deleting' || s.deleted === 'delete-failed')
+      .length,
+    errors: [
+      ...stuck.map(
+        (s) =>
+          `${s.id}: stuck in BUILD (task state ${s.taskState ?? 'none'}, host ${s.host ?? 'none'}${s.createdAt && inFlightLoss ? `, created ${((s.createdAt - inFlightLoss.atMs) / 1000).toFixed(1)} s from the kill` : ''})${inFlight(s) ? ': its build was in flight on the killed daemon' : ''}`,
+      ),
+      ...servers.filter((s) => s.detail).map((s) => `${s.id || 'create'}: ${s.detail}`),
+    ].slice(0, 10),
+  };
 }

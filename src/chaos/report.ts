@@ -87,6 +87,7 @@ export function formatResults(results: readonly ScenarioResult[]): string {
       lines.push(
         `  OpenStack: ${o.notVerified ? 'NOT VERIFIED' : `objects ${o.objects.acked} acknowledged, ${o.objects.lost} lost; images ${o.images.acked} acknowledged, ${o.images.lost} lost`}; ` +
           `servers ${o.servers.booted} booted: ${o.servers.active} ACTIVE, ${o.servers.error} ERROR, ${o.servers.stuckBuild} stuck in BUILD, ` +
+          `${o.servers.lostInFlight ?? 0} lost in flight with the killed daemon, ` +
           `${o.servers.createFailed} create refused, ${o.servers.stuckDeleting} not deleted`,
       );
       for (const e of o.servers.errors) lines.push(`    server: ${e}`);

@@ -22,6 +22,7 @@ import { hostsFor } from '../topology.js';
 import { builtScript } from '../util/paths.js';
 import { sleep, waitFor } from '../util/wait.js';
 import {
+  type ServerTally,
   type SqlReconciliation,
   type Timeline,
   type WorkloadStats,
@@ -29,6 +30,7 @@ import {
   parseOps,
   reconcile,
   reconcileNodes,
+  tallyServers,
   timeline,
 } from './analyze.js';
 import {
@@ -115,6 +117,11 @@ export interface Scenario {
    * again (the host that was down gets them back).
    */
   readonly measureReplicas?: boolean;
+  /**
+   * The killed daemon may hold a server build it had taken off the queue (nova-conductor): a server created before the
+   * kill and never scheduled is counted as lost in flight, not as stuck (see ServerTally.lostInFlight).
+   */
+  readonly losesInFlightBuilds?: boolean;
   /** Injects the fault. */
   inject(ctx: ChaosContext): Promise<Injection>;
   /** Heals: what an operator would do (restart what died, power the host on, recover). */
@@ -157,15 +164,7 @@ export interface AmqpReconciliation {
 export interface OpenstackReconciliation {
   readonly objects: { readonly acked: number; readonly lost: number; readonly detail: readonly string[] };
   readonly images: { readonly acked: number; readonly lost: number; readonly detail: readonly string[] };
-  readonly servers: {
-    readonly booted: number;
-    readonly active: number;
-    readonly error: number;
-    readonly stuckBuild: number;
-    readonly createFailed: number;
-    readonly stuckDeleting: number;
-    readonly errors: readonly string[];
-  };
+  readonly servers: ServerTally;
   /** The read-back could not be done: nothing acknowledged is verified. */
   readonly notVerified: boolean;
 }
@@ -270,6 +269,8 @@ async function settle(ctx: ChaosContext, timeoutMs: number): Promise<string[]> {
 }
 
 const LOAD_DAEMON = 'chaos-load';
+/** How long a server may stay in BUILD (or a deleted one linger) before it counts as stuck. */
+const SERVER_TIMEOUT_MS = 120_000;
 const LOAD_LOG = '/var/log/stackha/chaos-load.log';
 
 /** The last lines the load generator wrote to its log (its stack trace when it died), for an error message. */
@@ -344,7 +345,7 @@ async function openstackLoad(ctx: ChaosContext, scenario: Scenario): Promise<Ope
     ...(on('swift-proxy') ? { swiftUrl: `http://${vip}:${SWIFT_PROXY_PORT}/v1` } : {}),
     ...(fixtures ?? {}),
     serverStreams: scenario.serverStreams ?? 1,
-    serverTimeoutMs: 120_000,
+    serverTimeoutMs: SERVER_TIMEOUT_MS,
     readIntervalMs: 500,
     objectIntervalMs: 250,
     imageIntervalMs: 1000,
@@ -424,21 +425,12 @@ async function verifyOpenstack(
   ctx: ChaosContext,
   runId: string,
   final: LoadFinal | undefined,
+  inFlightLossAt: number | undefined,
 ): Promise<OpenstackReconciliation> {
-  const servers = final?.servers ?? [];
-  const tally = {
-    booted: servers.filter((s) => s.state !== 'create-failed').length,
-    active: servers.filter((s) => s.state === 'active').length,
-    error: servers.filter((s) => s.state === 'error').length,
-    stuckBuild: servers.filter((s) => s.state === 'stuck-build').length,
-    createFailed: servers.filter((s) => s.state === 'create-failed').length,
-    stuckDeleting: servers.filter((s) => s.deleted === 'stuck-deleting' || s.deleted === 'delete-failed')
-      .length,
-    errors: servers
-      .filter((s) => s.detail)
-      .slice(0, 10)
-      .map((s) => `${s.id || 'create'}: ${s.detail}`),
-  };
+  const tally = tallyServers(
+    final?.servers ?? [],
+    inFlightLossAt ? { atMs: inFlightLossAt, windowMs: SERVER_TIMEOUT_MS } : undefined,
+  );
   const none = { acked: 0, lost: 0, detail: [] as string[] };
   if (!final) return { objects: none, images: none, servers: tally, notVerified: true };
   const r = await ctx.client.exec(
@@ -679,7 +671,14 @@ export async function runScenario(
     scenario.measureReplicas && final ? await measureReplicas(ctx, final, wholeAt ?? Date.now()) : undefined;
   if (replicas && replicas.restoredSeconds === undefined)
     error ??= `Swift did not restore every replica of ${replicas.objects} objects within ${REPLICA_BOUND_MS / 1000} s`;
-  const osRec = openstack ? await verifyOpenstack(ctx, runId, final) : undefined;
+  const osRec = openstack
+    ? await verifyOpenstack(
+        ctx,
+        runId,
+        final,
+        scenario.losesInFlightBuilds && faultStart ? faultStart : undefined,
+      )
+    : undefined;
   if (osRec?.notVerified) error ??= 'the acknowledged objects and images were not read back: not verified';
   for (const path of [opsPath(runId), finalPath(runId), loadConfigPath(runId), verdictPath(runId)])
     await client.remove(path);

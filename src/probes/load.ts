@@ -85,6 +85,11 @@ export interface ServerOutcome {
   readonly state: 'active' | 'error' | 'stuck-build' | 'create-failed';
   readonly deleted: 'deleted' | 'stuck-deleting' | 'delete-failed' | 'not-tried';
   readonly detail?: string;
+  /** When Nova acknowledged the create (epoch ms). */
+  readonly createdAt?: number;
+  /** Last seen task state and compute host (admin fields; no host: never scheduled). */
+  readonly taskState?: string;
+  readonly host?: string;
 }
 
 /** One operation as recorded: workload, start (epoch ms), latency (ms), ok, error kind. */
@@ -629,18 +634,29 @@ async function imageWorkload(o: OpenstackLoad): Promise<void> {
   }
 }
 
+interface NovaServerBody {
+  readonly status?: string;
+  readonly fault?: { message?: string };
+  readonly 'OS-EXT-STS:task_state'?: string | null;
+  readonly 'OS-EXT-SRV-ATTR:host'?: string | null;
+}
+
+interface ServerSeen {
+  readonly status: string | undefined;
+  readonly gone: boolean;
+  readonly fault: string | undefined;
+  readonly taskState?: string | undefined;
+  readonly host?: string | undefined;
+}
+
 /** Polls a server until `done` says so; poll failures (an API backend dying) are the nova reads' to count. */
 async function followServer(
   o: OpenstackLoad,
   id: string,
   done: (status: string | undefined, gone: boolean, fault: string | undefined) => boolean,
-): Promise<{ status: string | undefined; gone: boolean; fault: string | undefined; timedOut: boolean }> {
+): Promise<ServerSeen & { timedOut: boolean }> {
   const deadline = Date.now() + o.serverTimeoutMs;
-  let last: { status: string | undefined; gone: boolean; fault: string | undefined } = {
-    status: undefined,
-    gone: false,
-    fault: undefined,
-  };
+  let last: ServerSeen = { status: undefined, gone: false, fault: undefined };
   while (Date.now() < deadline) {
     const t = Date.now();
     try {
@@ -649,9 +665,14 @@ async function followServer(
         await res.arrayBuffer();
         last = { status: undefined, gone: true, fault: undefined };
       } else {
-        const s = ((await res.json()) as { server?: { status?: string; fault?: { message?: string } } })
-          .server;
-        last = { status: s?.status, gone: false, fault: s?.fault?.message };
+        const s = ((await res.json()) as { server?: NovaServerBody }).server;
+        last = {
+          status: s?.status,
+          gone: false,
+          fault: s?.fault?.message,
+          taskState: s?.['OS-EXT-STS:task_state'] ?? undefined,
+          host: s?.['OS-EXT-SRV-ATTR:host'] ?? undefined,
+        };
       }
       record('nova', t, true);
       if (done(last.status, last.gone, last.fault)) return { ...last, timedOut: false };
@@ -670,6 +691,7 @@ async function serverWorkload(o: OpenstackLoad, stream: number): Promise<void> {
   while (!stopping) {
     const t = Date.now();
     let id: string | undefined;
+    let createdAt = 0;
     try {
       const res = await api(
         `${o.novaUrl}/servers`,
@@ -689,6 +711,7 @@ async function serverWorkload(o: OpenstackLoad, stream: number): Promise<void> {
         [202],
       );
       id = ((await res.json()) as { server: { id: string } }).server.id;
+      createdAt = Date.now();
     } catch (err) {
       record('srv', t, false, fetchError(err));
       servers.push({ id: '', state: 'create-failed', deleted: 'not-tried', detail: String(fetchError(err)) });
@@ -711,7 +734,15 @@ async function serverWorkload(o: OpenstackLoad, stream: number): Promise<void> {
         await sleep(1000);
       }
     }
-    servers.push({ id, state, deleted, ...(built.fault ? { detail: built.fault.slice(0, 200) } : {}) });
+    servers.push({
+      id,
+      state,
+      deleted,
+      createdAt,
+      ...(built.fault ? { detail: built.fault.slice(0, 200) } : {}),
+      ...(built.taskState ? { taskState: built.taskState } : {}),
+      ...(built.host ? { host: built.host } : {}),
+    });
   }
 }
 

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LabHost } from '../../src/hosts/lab.js';
+import { isAlive, procStat } from '../../src/hosts/proc.js';
 import { generatePasswords } from '../../src/inventory/genpwd.js';
 import { renderLabInventory } from '../../src/inventory/lab-inventory.js';
 import { loadDeployment } from '../../src/inventory/load.js';
@@ -28,8 +29,11 @@ export interface TestLab {
   readonly client: LabHost;
   host(name: string): LabHost;
   cli(args: readonly string[], timeoutMs?: number): Promise<ExecResult>;
-  /** Every pid seen in the lab's namespaces so far (to prove `lab down` ended them all). */
-  readonly seenPids: Set<number>;
+  /**
+   * Every process seen in the lab's namespaces so far, pid to start time (to prove `lab down` ended them all). The
+   * start time tells a survivor from a reused pid: pid_max is 32768 here and other labs start processes meanwhile.
+   */
+  readonly seenPids: Map<number, string>;
   recordPids(): Promise<void>;
 }
 
@@ -65,7 +69,7 @@ export async function createTestLab(opts: {
   writeFileSync(join(dir, 'globals.yml'), globals + extra);
   generatePasswords(join(dir, 'passwords.yml'));
   const dep = loadDeployment(dir);
-  const seenPids = new Set<number>();
+  const seenPids = new Map<number, string>();
   const lab: TestLab = {
     name: opts.name,
     state,
@@ -77,7 +81,10 @@ export async function createTestLab(opts: {
     seenPids,
     recordPids: async () => {
       for (const h of [...state.hosts.map((x) => x.name), 'client'])
-        for (const p of await hostPids(opts.name, h)) seenPids.add(p);
+        for (const p of await hostPids(opts.name, h)) {
+          const st = procStat(p);
+          if (st) seenPids.set(p, st.startTime);
+        }
     },
   };
   return lab;
@@ -99,8 +106,8 @@ export async function leftovers(lab: TestLab): Promise<string[]> {
   if (route.stdout.trim()) left.push(`route ${route.stdout.trim()}`);
   if (readLabState(lab.name)) left.push('lab state');
   if (existsSync(`/var/lib/stackha/labs/${lab.name}`)) left.push(`/var/lib/stackha/labs/${lab.name}`);
-  for (const pid of lab.seenPids) {
-    if (existsSync(`/proc/${pid}`)) {
+  for (const [pid, startTime] of lab.seenPids) {
+    if (isAlive(pid, startTime)) {
       const r = await execArgv(['ps', '-o', 'stat=,comm=', '-p', String(pid)]);
       if (r.stdout.trim() && !r.stdout.trim().startsWith('Z')) left.push(`process ${pid} ${r.stdout.trim()}`);
     }

@@ -7,6 +7,7 @@ import {
   reconcile,
   reconcileNodes,
   spread,
+  tallyServers,
   timeline,
 } from '../../src/chaos/analyze.js';
 import {
@@ -18,6 +19,7 @@ import {
   violations,
 } from '../../src/chaos/report.js';
 import type { ScenarioResult } from '../../src/chaos/run.js';
+import type { ServerOutcome } from '../../src/probes/load.js';
 import type { OpRecord } from '../../src/probes/load.js';
 
 /** A steady workload: one op every `every` ms from `from` to `to`, failing inside [failFrom, failTo). */
@@ -238,6 +240,29 @@ describe('violations and reports', () => {
     expect(formatOutageTable([base])).toContain('| s ');
     expect(formatResults([base])).toContain('ctl1 10 present, 0 lost');
   });
+  it('a build lost with a killed conductor is reported, not a violation; a stuck one is', () => {
+    const kill = 500_000;
+    const server = (host?: string): ServerOutcome => ({
+      id: 'srv-1',
+      state: 'stuck-build',
+      deleted: 'deleted',
+      createdAt: kill - 2000,
+      taskState: 'scheduling',
+      ...(host ? { host } : {}),
+    });
+    const withServer = (s: ServerOutcome): ScenarioResult => ({
+      ...base,
+      openstack: {
+        objects: { acked: 1, lost: 0, detail: [] },
+        images: { acked: 0, lost: 0, detail: [] },
+        servers: tallyServers([s], { atMs: kill, windowMs: 120_000 }),
+        notVerified: false,
+      },
+    });
+    expect(violations(withServer(server()))).toEqual([]);
+    expect(formatResults([withServer(server())])).toContain('1 lost in flight with the killed daemon');
+    expect(violations(withServer(server('ctl1')))).toEqual(['1 servers stuck in BUILD']);
+  });
   it('flags loss, unverified nodes, a fault not observed, a cluster left broken and an outage over the bound', () => {
     const bad: ScenarioResult = {
       ...base,
@@ -300,5 +325,42 @@ describe('violations and reports', () => {
     expect(svg).toContain('SQL write');
     expect(svg).toContain('>fault<');
     expect(svg).toContain('#2e7d32');
+  });
+});
+
+describe('tallyServers: a build lost with a killed conductor is counted apart, only with the evidence', () => {
+  const kill = 1_000_000;
+  const stuck = (over: Partial<ServerOutcome>): ServerOutcome => ({
+    id: 'srv-1',
+    state: 'stuck-build',
+    deleted: 'deleted',
+    createdAt: kill - 3000,
+    taskState: 'scheduling',
+    ...over,
+  });
+  const loss = { atMs: kill, windowMs: 120_000 };
+
+  it('never scheduled, still scheduling, created before the kill: lost in flight, not stuck', () => {
+    const t = tallyServers([stuck({}), { id: 'srv-2', state: 'active', deleted: 'deleted' }], loss);
+    expect(t).toMatchObject({ booted: 2, active: 1, stuckBuild: 0, lostInFlight: 1 });
+    expect(t.errors[0]).toContain('in flight on the killed daemon');
+  });
+
+  it('without a kill that may lose builds, the same server is stuck', () => {
+    expect(tallyServers([stuck({})])).toMatchObject({ stuckBuild: 1, lostInFlight: 0 });
+  });
+
+  it('a server that had a compute host, was created after the kill, or long before it, is stuck', () => {
+    const t = tallyServers(
+      [
+        stuck({ host: 'ctl2', taskState: 'spawning' }),
+        stuck({ createdAt: kill + 500 }),
+        stuck({ createdAt: kill - 200_000 }),
+        stuck({ taskState: 'block_device_mapping' }),
+        stuck({ createdAt: undefined as unknown as number }),
+      ],
+      loss,
+    );
+    expect(t).toMatchObject({ stuckBuild: 5, lostInFlight: 0 });
   });
 });
