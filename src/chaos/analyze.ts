@@ -61,7 +61,10 @@ export interface WorkloadStats {
   readonly firstSuccessAfterFaultMs: number | undefined;
   /** The worst gap entirely outside the fault window: the steady-state jitter the fault gap compares with. */
   readonly steadyGapMs: number;
-  /** A success completed after the fault window ended. */
+  /**
+   * It works again after the fault: a success completed after the fault window ended or, when the window ran to the
+   * end of the load (never whole again), after the fault began and after its last failure.
+   */
   readonly recovered: boolean;
   readonly during: LatencyStats;
   readonly outside: LatencyStats;
@@ -135,13 +138,34 @@ export function analyze(records: readonly OpRecord[], load: Window, fault: Windo
       faultGapStartMs: faultGapStart === undefined ? undefined : faultGapStart - fault.start,
       firstSuccessAfterFaultMs: afterFault === undefined ? undefined : afterFault - fault.start,
       steadyGapMs: steadyGap,
-      recovered: successEnds.some((t) => t > fault.end),
+      recovered: recoveredAfter(mine, successEnds, load, fault),
       during: latencyStats(mine.filter((r) => r.ok && inFault(r)).map((r) => r.l)),
       outside: latencyStats(mine.filter((r) => r.ok && !inFault(r)).map((r) => r.l)),
       errors,
     });
   }
   return out;
+}
+
+/**
+ * Whether a workload works again after the fault: a success completed after the fault window ended. When the window
+ * never ended while the load ran (the cluster was still not whole, e.g. a server left in maintenance that no client
+ * path needs), nothing can complete after it: then a success completed after the fault began and after the
+ * workload's last failure says it works again; a workload failing to the end, or with no success since the fault
+ * began, did not recover.
+ */
+function recoveredAfter(
+  mine: readonly OpRecord[],
+  successEnds: readonly number[],
+  load: Window,
+  fault: Window,
+): boolean {
+  if (fault.end < load.end) return successEnds.some((t) => t > fault.end);
+  // Measured like the successes: completions up to the end of the load (the drain's are not charged).
+  let lastFailureEnd = fault.start;
+  for (const r of mine)
+    if (!r.ok && r.t + r.l <= load.end && r.t + r.l > lastFailureEnd) lastFailureEnd = r.t + r.l;
+  return successEnds.some((t) => t > lastFailureEnd);
 }
 
 export function parseOps(text: string): OpRecord[] {

@@ -101,6 +101,22 @@ export interface Injection {
   readonly observe?: () => Promise<string[]>;
 }
 
+/**
+ * What a scenario's inject throws when it failed after the fault had begun (a rolling restart that stopped on a
+ * host): when the fault began and what it hit, so the trial is measured from there. Any other error counts from
+ * when inject was called.
+ */
+export class InjectionFailed extends Error {
+  constructor(
+    message: string,
+    readonly at: number,
+    readonly target: string,
+  ) {
+    super(message);
+    this.name = 'InjectionFailed';
+  }
+}
+
 export interface Scenario {
   readonly name: string;
   readonly description: string;
@@ -578,11 +594,17 @@ export async function runScenario(
   let wholeAt: number | undefined;
   let problemsAfter: string[] = [];
   let loadEnd = 0;
-  let error: string | undefined;
+  const errors: string[] = [];
+  const failed = (what: string, err: unknown): void => {
+    const m = `${what}${err instanceof Error ? err.message : String(err)}`;
+    errors.push(m);
+    ctx.log(`${scenario.name}: ${m}`);
+  };
   let countersBefore: FailoverCounters = { haproxyDowns: {}, vipTakeovers: {}, galeraConfIds: {} };
   let failovers: Failovers | undefined;
   const loadStart = Date.now();
   try {
+    let warm = false;
     try {
       // Warm up until every workload has succeeded at least once, then a little more.
       await waitFor(
@@ -599,42 +621,69 @@ export async function runScenario(
       );
       await sleep(opts.warmupMs);
       countersBefore = await readFailoverCounters(ctx.dep, ctx.conn.hosts, client);
-      const called = Date.now();
-      const injection = await scenario.inject(ctx);
-      faultStart = injection.at ?? called;
-      target = injection.target;
-      ctx.log(`${scenario.name}: injected (${target})`);
-      const hold = sleep(scenario.holdMs ?? opts.holdMs);
-      evidence = (await injection
-        .observe?.()
-        .catch((err: unknown) => [`NOT OBSERVED: ${err instanceof Error ? err.message : String(err)}`])) ?? [
-        'no independent observation for this scenario',
-      ];
-      for (const e of evidence) ctx.log(`${scenario.name}: ${e}`);
-      await hold;
-      healStart = Date.now();
-      await scenario.heal(ctx);
-      problemsAfter = await settle(ctx, opts.settleTimeoutMs);
-      if (problemsAfter.length === 0) wholeAt = Date.now();
-      ctx.log(
-        `${scenario.name}: ${problemsAfter.length === 0 ? 'whole again' : `not whole: ${problemsAfter.join('; ')}`}`,
-      );
-      // A slow workload (a server boot, an image cycle) needs time for one whole operation after the cluster is whole
-      // before "it works again" can be seen: the load stays on until each has succeeded once since then (bounded).
-      if (wholeAt !== undefined) await everyWorkloadSucceededSince(client, runId, wholeAt, RECOVERY_BOUND_MS);
-      await sleep(opts.afterMs);
-      failovers = failoversBetween(
-        countersBefore,
-        await readFailoverCounters(ctx.dep, ctx.conn.hosts, client),
-      );
+      warm = true;
     } catch (err) {
-      error = err instanceof Error ? err.message : String(err);
-      ctx.log(`${scenario.name}: ${error}`);
-      if (healStart === 0 && faultStart !== 0) {
-        healStart = Date.now();
-        await scenario.heal(ctx).catch(() => {});
+      // Nothing was injected: nothing to heal, and no fault to measure.
+      failed('', err);
+    }
+    if (warm) {
+      const called = Date.now();
+      try {
+        const injection = await scenario.inject(ctx);
+        faultStart = injection.at ?? called;
+        target = injection.target;
+        ctx.log(`${scenario.name}: injected (${target})`);
+        const hold = sleep(scenario.holdMs ?? opts.holdMs);
+        evidence = (await injection
+          .observe?.()
+          .catch((err: unknown) => [
+            `NOT OBSERVED: ${err instanceof Error ? err.message : String(err)}`,
+          ])) ?? ['no independent observation for this scenario'];
+        for (const e of evidence) ctx.log(`${scenario.name}: ${e}`);
+        await hold;
+      } catch (err) {
+        // The fault may be half applied (a rolling restart that stopped on a host): it is a fault all the same, from
+        // when the injection began, and is healed and measured like one. The trial stays a violation (the error).
+        faultStart = err instanceof InjectionFailed ? err.at : called;
+        target = err instanceof InjectionFailed ? err.target : `${scenario.name}: injection failed`;
+        failed('injection failed: ', err);
       }
-      problemsAfter = await settle(ctx, opts.settleTimeoutMs);
+      healStart = Date.now();
+      try {
+        await scenario.heal(ctx);
+      } catch (err) {
+        failed('heal failed: ', err);
+      }
+      try {
+        // After a failed operation an operator runs `stackha deploy`: it starts what is down and puts back every
+        // server left in maintenance on the load balancers.
+        if (errors.length > 0) {
+          const left = await problemsNow(ctx);
+          if (left.length > 0) {
+            ctx.log(`${scenario.name}: not whole after the failure (${left.join('; ')}): deploying`);
+            await ctx
+              .redeploy()
+              .catch((err: unknown) => failed('the deploy after the failure failed: ', err));
+          }
+        }
+        problemsAfter = await settle(ctx, opts.settleTimeoutMs);
+        if (problemsAfter.length === 0) wholeAt = Date.now();
+        ctx.log(
+          `${scenario.name}: ${problemsAfter.length === 0 ? 'whole again' : `not whole: ${problemsAfter.join('; ')}`}`,
+        );
+        // A slow workload (a server boot, an image cycle) needs time for one whole operation after the cluster is
+        // whole before "it works again" can be seen: the load stays on until each has succeeded once since then
+        // (bounded).
+        if (wholeAt !== undefined)
+          await everyWorkloadSucceededSince(client, runId, wholeAt, RECOVERY_BOUND_MS);
+        await sleep(opts.afterMs);
+        failovers = failoversBetween(
+          countersBefore,
+          await readFailoverCounters(ctx.dep, ctx.conn.hosts, client),
+        );
+      } catch (err) {
+        failed('', err);
+      }
     }
   } finally {
     // The load ends when the generator is told to stop: its drain starts no new operation, and a gap that ran on
@@ -643,6 +692,7 @@ export async function runScenario(
     // On every path out: the generator drains and exits, or is killed.
     await stopGenerator(ctx, cfg.drainMs);
   }
+  let error: string | undefined = errors.length > 0 ? errors.join('; ') : undefined;
   const finalText = await client.readFile(finalPath(runId));
   let final: LoadFinal | undefined;
   try {

@@ -15,7 +15,7 @@ import { rabbitmqctl } from '../services/rabbitmq/rabbitmq.js';
 import { hostsFor } from '../topology.js';
 import { withProfile } from '../tuning.js';
 import { sleep, waitFor } from '../util/wait.js';
-import { type ChaosContext, type Scenario, chaosQueue } from './run.js';
+import { type ChaosContext, InjectionFailed, type Scenario, chaosQueue } from './run.js';
 
 async function vipHolder(ctx: ChaosContext): Promise<string> {
   const s = await clusterStatus(ctx.dep);
@@ -341,7 +341,14 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
       const watched = ['mariadb', 'rabbitmq', 'memcached', 'keystone'];
       const before = await daemonPids(ctx, watched);
       const at = Date.now();
-      const r = await rollingRestart(ctx.dep, ['all'], { log: ctx.log });
+      const r = await rollingRestart(ctx.dep, ['all'], { log: ctx.log }).catch((err: unknown) => {
+        // Stopped on a host: the restart had begun, so the trial measures it as a fault from `at`.
+        throw new InjectionFailed(
+          err instanceof Error ? err.message : String(err),
+          at,
+          `restart all (failed after ${((Date.now() - at) / 1000).toFixed(1)} s)`,
+        );
+      });
       const target = recordOperation(ctx, {
         operation: 'restart all',
         host: undefined,

@@ -1,8 +1,8 @@
 // `stackha restart SERVICE...|all`: rolling restarts on demand, one host at a time, each host drained from every
 // HAProxy backend first and put back once healthy. Every service says how it restarts on a host in its declaration
 // (src/services/contract.ts); this module only orders and drains. See docs/scale.md.
-import { backendsOf, drainServer, frontedDaemon, undrainServer } from '../deploy/drain.js';
-import { type ConnectOptions, connect } from '../hosts/connect.js';
+import { type Fronted, backendsOf, drainServer, frontedDaemon, undrainServer } from '../deploy/drain.js';
+import { type ConnectOptions, type Connection, connect } from '../hosts/connect.js';
 import type { Deployment, HostSpec } from '../model.js';
 import type { HostsContext, ServiceDeclaration } from '../services/contract.js';
 import { readApplied } from '../services/files.js';
@@ -58,6 +58,8 @@ export interface RestartOptions {
   readonly log?: (message: string) => void;
   /** How connect() reaches SSH hosts (the CLI's --known-hosts, --accept-new-host-keys). */
   readonly connectOptions?: ConnectOptions;
+  /** Hosts already connected (tests: fake hosts); default: connect(). */
+  readonly connection?: Pick<Connection, 'hosts'>;
 }
 
 export interface HostRestart {
@@ -107,6 +109,57 @@ async function currentWriter(ctx: HostsContext): Promise<string | undefined> {
   return [...votes].sort((a, b) => b[1] - a[1])[0]?.[0];
 }
 
+/** A daemon behind HAProxy on the host being restarted. */
+type FrontedOnHost = Fronted & { readonly daemon: string };
+
+/**
+ * What a rolling restart leaves when it stops on a host: the backends of every daemon there that answers its health
+ * check go back into rotation (a Galera node that is Synced, an API that answers), those of a daemon that does not
+ * stay drained (HAProxy must not send it clients). Resolves with the error to throw: the cause, what is left drained,
+ * and how to put it back.
+ */
+export async function failedOnHost(
+  ctx: HostsContext,
+  server: string,
+  fronted: readonly FrontedOnHost[],
+  cause: unknown,
+): Promise<Error> {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  const host = hostIn(ctx, server);
+  const healthy = new Set<string>();
+  const unhealthy = new Set<string>();
+  for (const f of fronted) {
+    const ok = await f.healthy(host).catch(() => false);
+    for (const b of f.backends) (ok ? healthy : unhealthy).add(b);
+  }
+  // A backend shared by a healthy and an unhealthy daemon stays out: one that does not answer is enough.
+  const back = [...healthy].filter((b) => !unhealthy.has(b));
+  const left = [...unhealthy];
+  let putBack = back;
+  if (back.length > 0) {
+    try {
+      await undrainServer(ctx, back, server, async () => true, { healthTimeoutMs: 0, upTimeoutMs: 30_000 });
+    } catch (err) {
+      putBack = [];
+      left.push(...back);
+      ctx.log(
+        `${server}: could not put back ${back.join(', ')}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+  const parts = [`restart stopped on ${server}: ${why}`];
+  if (putBack.length > 0)
+    parts.push(`put back (healthy): ${putBack.map((b) => `${b}/${server}`).join(', ')}`);
+  if (left.length > 0)
+    parts.push(
+      `left drained on every load balancer: ${left.map((b) => `${b}/${server}`).join(', ')}; ` +
+        '`stackha deploy` starts what is down and puts it back',
+    );
+  const msg = parts.join('; ');
+  ctx.log(msg);
+  return new Error(msg);
+}
+
 /**
  * Restarts services host by host under load: for each host (the Galera writer last), drain it from every HAProxy
  * backend its restarting services serve in, restart them in plan order (each waits until it serves again: Galera
@@ -123,7 +176,7 @@ export async function rollingRestart(
   const log = opts.log ?? (() => {});
   const started = Date.now();
   const services = expandServices(dep, requested);
-  const conn = await connect(dep, opts.connectOptions);
+  const conn = opts.connection ?? (await connect(dep, opts.connectOptions));
   const ctx: HostsContext = { dep, hosts: conn.hosts, log };
   for (const name of opts.hosts ?? [])
     if (!dep.hosts.some((h) => h.name === name)) throw new Error(`${name} is not a host of the inventory`);
@@ -146,27 +199,32 @@ export async function rollingRestart(
       const daemons = mine.flatMap((s) => s.daemons(dep).map((d) => d.name));
       const fronted = daemons.flatMap((d) => {
         const f = frontedDaemon(dep, d);
-        return f ? [f] : [];
+        return f ? [{ ...f, daemon: d }] : [];
       });
       const lbBackends = backendsOf(dep, daemons);
       log(
         `${spec.name}: restarting ${mine.map((s) => s.name).join(', ')}${spec.name === writer ? ' (the Galera writer: last)' : ''}`,
       );
-      const drained = await drainServer(
-        ctx,
-        lbBackends,
-        spec.name,
-        Math.max(0, ...fronted.map((f) => f.drainMs)),
-      );
-      for (const service of mine) {
-        const t0 = Date.now();
-        await service.restartHost?.(ctx, spec);
-        log(
-          `${service.name} on ${spec.name}: restarted, serving again after ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      const host = hostIn(ctx, spec.name);
+      let drained: Awaited<ReturnType<typeof drainServer>>;
+      try {
+        drained = await drainServer(
+          ctx,
+          lbBackends,
+          spec.name,
+          Math.max(0, ...fronted.map((f) => f.drainMs)),
         );
+        for (const service of mine) {
+          const t0 = Date.now();
+          await service.restartHost?.(ctx, spec);
+          log(
+            `${service.name} on ${spec.name}: restarted, serving again after ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+          );
+        }
+      } catch (err) {
+        throw await failedOnHost(ctx, spec.name, fronted, err);
       }
       const undrainStarted = Date.now();
-      const host = hostIn(ctx, spec.name);
       await undrainServer(ctx, lbBackends, spec.name, async () => {
         for (const f of fronted) if (!(await f.healthy(host))) return false;
         return true;

@@ -97,6 +97,51 @@ describe('analyze: outages anchored to the fault', () => {
     expect(a?.firstSuccessAfterFaultMs).toBeUndefined();
   });
 
+  it('a cluster never whole again (the window runs to the end of the load): serving again is recovered', () => {
+    // A failed rolling restart left one server in maintenance until the load ended: the window never closed, but
+    // the workload failed for 2 s and then served to the end (rolling-5, trial 4: every workload said "never").
+    const ops = steady('sql', 0, 30_000, 20, [10_000, 12_000]);
+    const [sql] = analyze(ops, { start: 0, end: 30_000 }, { start: 9_000, end: 30_000 });
+    expect(sql?.recovered).toBe(true);
+    expect(sql?.faultGapMs).toBe(12_005 - 9_985);
+    // No failure at all in the open window: recovered too (it never stopped).
+    const [mc] = analyze(
+      steady('mc', 0, 30_000, 20),
+      { start: 0, end: 30_000 },
+      { start: 9_000, end: 30_000 },
+    );
+    expect(mc?.recovered).toBe(true);
+  });
+
+  it('an open window: failing at the end of the load, or no success since the fault, is not recovered', () => {
+    // Succeeded again for a while, then failed to the end.
+    const ops = [
+      ...steady('http', 0, 20_000, 100, [10_000, 12_000]),
+      ...steady('http', 20_000, 29_000, 100, [20_000, 29_000]),
+    ];
+    const [http] = analyze(ops, { start: 0, end: 30_000 }, { start: 9_000, end: 30_000 });
+    expect(http?.recovered).toBe(false);
+    // The gap from its last success to the end of the load is its outage.
+    expect(http?.faultGapMs).toBe(30_000 - 19_905);
+    // Ran fine until the fault, then only failures.
+    const tok = steady('tok', 0, 29_000, 1_000, [9_000, 29_000]);
+    const [t] = analyze(tok, { start: 0, end: 30_000 }, { start: 9_000, end: 30_000 });
+    expect(t?.recovered).toBe(false);
+  });
+
+  it('a failure completing in the drain, after the load ended, does not undo a recovery', () => {
+    const ops = [...steady('amqp', 0, 30_000, 20), { w: 'amqp' as const, t: 29_990, l: 5_000, ok: false }];
+    const [a] = analyze(ops, { start: 0, end: 30_000 }, { start: 9_000, end: 30_000 });
+    expect(a?.recovered).toBe(true);
+  });
+
+  it('a closed window still asks for a success after it, whatever happened inside it', () => {
+    // Served during the window, then stopped just as the cluster was whole again.
+    const ops = steady('sql', 0, 15_000, 20);
+    const [sql] = analyze(ops, { start: 0, end: 30_000 }, { start: 9_000, end: 16_000 });
+    expect(sql?.recovered).toBe(false);
+  });
+
   it('counts a workload that never succeeded as out for the whole fault window', () => {
     const ops = steady('tok', 0, 5_000, 100, [0, 5_000]);
     const [t] = analyze(ops, { start: 0, end: 8_000 }, { start: 2_000, end: 6_000 });

@@ -70,6 +70,10 @@ export class FakeHost implements Host {
   healthy = true;
   /** Listing a directory fails (an unreadable host): `find` exits 1. */
   failListing = false;
+  /** Ports nothing answers on (curl gets no HTTP status): an API that is down while others on the host are up. */
+  readonly downPorts = new Set<number>();
+  /** Daemons that exit right after they start (a broken config): started, then not running. */
+  readonly exitOnStart = new Set<string>();
 
   constructor(
     readonly name: string,
@@ -145,7 +149,11 @@ export class FakeHost implements Host {
     }
     if (cmd === KEYSTONE_MANAGE) return ok(this.keystoneManage(argv));
     if (cmd === 'dpkg-query') return ok({ stdout: '2:22.0.2-0+deb12u6' });
-    if (cmd === 'curl') return ok({ stdout: this.healthy && this.daemons.size > 0 ? '200' : '000' });
+    if (cmd === 'curl') {
+      const port = Number(/:(\d+)\//.exec(argv.at(-1) ?? '')?.[1]);
+      const up = this.healthy && this.daemons.size > 0 && !this.downPorts.has(port);
+      return ok({ stdout: up ? '200' : '000' });
+    }
     return ok();
   }
 
@@ -187,6 +195,7 @@ export class FakeHost implements Host {
 
   async startDaemon(spec: DaemonSpec): Promise<number> {
     this.calls.push({ op: 'start', name: spec.name });
+    if (this.exitOnStart.has(spec.name)) return 1000 + this.daemons.size + 1;
     this.daemons.set(spec.name, spec);
     return 1000 + this.daemons.size;
   }
