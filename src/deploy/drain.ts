@@ -1,7 +1,8 @@
 // Taking one host's server out of HAProxy before its daemon restarts, and putting it back once it is healthy:
 // what makes a restart invisible to clients. Used by `stackha deploy` (through drainingHosts), by rolling restarts
 // (src/ops/rolling.ts) and by `stackha scale remove`.
-import type { DaemonSpec, Host } from '../hosts/host.js';
+import { makeDirs, readFileStates } from '../hosts/batch.js';
+import type { DaemonSpec, DirSpec, Host } from '../hosts/host.js';
 import type { Deployment } from '../model.js';
 import {
   type BackendServerState,
@@ -82,7 +83,8 @@ export function upEverywhere(
 export async function convergeLoadBalancers(ctx: LbContext, timeoutMs = 90_000): Promise<string[]> {
   if (!isEnabled(ctx.dep, 'haproxy')) return [];
   const changed: string[] = [];
-  for (const [lb, list] of await lbStates(ctx)) {
+  const states = await lbStates(ctx);
+  for (const [lb, list] of states) {
     for (const s of list) {
       if (s.status !== 'MAINT' && s.status !== 'DRAIN') continue;
       const host = ctx.hosts.get(lb);
@@ -93,6 +95,8 @@ export async function convergeLoadBalancers(ctx: LbContext, timeoutMs = 90_000):
   }
   if (changed.length > 0)
     ctx.log(`left in maintenance by an interrupted drain, put back: ${changed.join(', ')}`);
+  // What was just read already says every server is UP (nothing put back): no second look needed.
+  if (changed.length === 0 && serversNotUp(states).length === 0) return changed;
   await waitServersUp(ctx, 'every load balancer to see every server UP', { timeoutMs });
   return changed;
 }
@@ -234,6 +238,14 @@ export class DrainingHost implements Host {
 
   exists(hostPath: string) {
     return this.inner.exists(hostPath);
+  }
+
+  readFileStates(hostPaths: readonly string[]) {
+    return readFileStates(this.inner, hostPaths);
+  }
+
+  makeDirs(dirs: readonly DirSpec[]) {
+    return makeDirs(this.inner, dirs);
   }
 
   fileMode(hostPath: string) {

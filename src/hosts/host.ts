@@ -36,6 +36,21 @@ export interface WriteOptions {
   readonly owner?: string;
 }
 
+/** A file as one read saw it: what readFile and fileMode say of it. */
+export interface FileState {
+  /** undefined when it could not be read (missing, a directory). */
+  readonly content: string | undefined;
+  /** Permission bits, undefined when there is no such file. */
+  readonly mode: number | undefined;
+}
+
+/** A directory to create with its mode and owner (Host.mkdir's arguments). */
+export interface DirSpec {
+  readonly path: string;
+  readonly mode?: number;
+  readonly owner?: string;
+}
+
 /**
  * Everything stackha does to a machine goes through a Host: the lab implementation enters a lab host's own network,
  * mount and UTS namespaces on this machine; a real host is reached over SSH. Paths given to a Host are host paths
@@ -57,6 +72,13 @@ export interface Host {
   /** Permission bits of a file (e.g. 0o600), or undefined when there is no such file. */
   fileMode(hostPath: string): Promise<number | undefined>;
   remove(hostPath: string): Promise<void>;
+  /**
+   * Optional batch forms, for a host where every command costs a round trip (SSH): what readFile and fileMode say of
+   * each path (one read of each), and mkdir of each directory in order. Callers use readFileStates/ensureDirs
+   * (src/services/files.ts), which fall back to the single calls on a host without them.
+   */
+  readFileStates?(hostPaths: readonly string[]): Promise<FileState[]>;
+  makeDirs?(dirs: readonly DirSpec[]): Promise<void>;
   /** Starts a daemon in the foreground of its own process group and records its pid. */
   startDaemon(spec: DaemonSpec): Promise<number>;
   /** Signals the daemon's process group and waits until it is gone (SIGKILL after timeoutMs). */

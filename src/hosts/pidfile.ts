@@ -9,6 +9,7 @@ import type { DaemonSpec } from './host.js';
 import { commandDigest } from './lab.js';
 import { type PidRecord, otherCommandMessage, parsePidRecord, startDecision } from './proc.js';
 import { remoteArgv, shellScript } from './shell.js';
+import { nameScript } from './trace.js';
 
 /** Where the records live: the lab host's own directory for them, so a lab host reads the same over SSH and here. */
 export const PID_DIR = '/run/stackha';
@@ -94,6 +95,8 @@ stop)
 *) echo "unknown operation $op" >&2; exit 2 ;;
 esac
 `;
+
+nameScript(SUPERVISOR_SCRIPT, 'supervisor');
 
 /** What the supervisor needs of its host: commands, and a name for messages. */
 export interface CommandRunner {

@@ -2,6 +2,7 @@ import type { Become } from '../model.js';
 // Command lines for a remote POSIX shell. SSH sends one string, which the user's login shell splits again: every
 // argv word is single-quoted so that it arrives exactly as given. Pure.
 import { BASE_ENV } from '../util/exec.js';
+import type { FileState } from './host.js';
 
 /** One word for a POSIX shell: itself when it is plainly safe, else single-quoted ('\'' for a quote inside). */
 export function shellQuote(word: string): string {
@@ -80,14 +81,58 @@ export const WRITE_SCRIPT = [
  * A directory with its mode (created with at most its final mode, then given it exactly) and owner; parents
  * traversable (0755). $1 path, $2 mode, $3 owner ('' for root).
  */
-export const MKDIR_SCRIPT = [
-  'set -eu',
-  'umask 022',
+const MKDIR_STEPS = [
   'mkdir -p -- "$(dirname -- "$1")"',
   '[ -d "$1" ] || mkdir -m 0700 -- "$1"',
   'chmod -- "$2" "$1"',
   'if [ -n "$3" ]; then chown -- "$3:" "$1"; fi',
+];
+export const MKDIR_SCRIPT = ['set -eu', 'umask 022', ...MKDIR_STEPS].join('\n');
+
+/**
+ * MKDIR_SCRIPT for many directories in one command, in the order given (a parent before its children): the arguments
+ * are triples `path mode owner`; stops at the first that fails (set -e), naming it on stderr.
+ */
+export const MKDIRS_SCRIPT = [
+  'set -eu',
+  'umask 022',
+  'while [ "$#" -ge 3 ]; do',
+  ...MKDIR_STEPS.map((l) => `  ${l}`),
+  '  shift 3',
+  'done',
 ].join('\n');
+
+/**
+ * Reads many files in one command: for each path argument, one line `MODE CONTENT OK`, where MODE is what
+ * `stat -L -c %a` prints (`-` when it fails), CONTENT the file's bytes in base64 (what `cat` would print; empty when
+ * the file is empty or cannot be read) and OK `+` when the whole file was read, `-` when it could not be (missing, a
+ * directory): exactly what one `cat` and one `stat` per file say, in one round trip.
+ */
+export const READ_FILES_SCRIPT = [
+  'for p in "$@"; do',
+  '  m=$(stat -L -c %a -- "$p" 2>/dev/null) || m=-',
+  '  printf \'%s \' "${m:--}"',
+  "  if base64 -w0 -- \"$p\" 2>/dev/null; then echo ' +'; else echo ' -'; fi",
+  'done',
+].join('\n');
+
+/** READ_FILES_SCRIPT's output for `count` paths, parsed; undefined when it is not that (a truncated answer). */
+export function parseFileStates(stdout: string, count: number): FileState[] | undefined {
+  const lines = stdout.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  if (lines.length !== count) return undefined;
+  const out: FileState[] = [];
+  for (const line of lines) {
+    const m = /^(-|[0-7]+) ([A-Za-z0-9+/=]*) ([+-])$/.exec(line);
+    if (!m) return undefined;
+    const [, mode, b64, ok] = m as unknown as [string, string, string, string];
+    out.push({
+      content: ok === '+' ? Buffer.from(b64, 'base64').toString('utf8') : undefined,
+      mode: mode === '-' ? undefined : Number.parseInt(mode, 8) & 0o777,
+    });
+  }
+  return out;
+}
 
 /** The mode as chmod takes it: four octal digits. */
 export function octalMode(mode: number): string {

@@ -11,14 +11,17 @@ import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { SshConnection } from '../model.js';
 import { CommandError, type ExecOptions, type ExecResult } from '../util/exec.js';
 import { sleep } from '../util/wait.js';
-import type { DaemonSpec, Host, WriteOptions } from './host.js';
+import type { DaemonSpec, DirSpec, FileState, Host, WriteOptions } from './host.js';
 import { checkHostKey, knownHostsLine, knownKeyAlgorithms, parseKnownHosts } from './known-hosts.js';
 import { PidFileSupervisor } from './pidfile.js';
 import {
+  MKDIRS_SCRIPT,
   MKDIR_SCRIPT,
+  READ_FILES_SCRIPT,
   WRITE_SCRIPT,
   octalMode,
   ownerArg,
+  parseFileStates,
   remoteArgv,
   shellCommand,
   shellScript,
@@ -34,8 +37,13 @@ import {
   unitName,
   unitPath,
 } from './systemd.js';
+import { label, nameScript, now, trace, tracing } from './trace.js';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
+/** Paths per batched read: a bounded command line, and an answer that stays small. */
+const READ_BATCH = 64;
+nameScript(READ_FILES_SCRIPT, 'read-files');
+nameScript(MKDIRS_SCRIPT, 'mkdirs');
 /** OpenSSH's sshd allows 10 sessions per connection (MaxSessions): stay under it. */
 export const DEFAULT_MAX_CHANNELS = 8;
 /** After `systemctl stop` returned, how long the old main pid may take to be gone. */
@@ -306,8 +314,11 @@ export class SshHost implements Host {
     const command = shellCommand(
       remoteArgv(argv, { become: this.opts.connection.become, env: opts.env ?? {}, timeoutMs }),
     );
+    const asked = tracing ? now() : 0;
     return this.slots.with(async () => {
       this.busy();
+      const started = tracing ? now() : 0;
+      let code: number | null = null;
       try {
         let client: Client;
         try {
@@ -318,7 +329,7 @@ export class SshHost implements Host {
             err instanceof SshError ? err.message : `${this.where}: ${(err as Error).message}`,
           );
         }
-        return await runChannel(
+        const r = await runChannel(
           client,
           command,
           argv,
@@ -327,8 +338,11 @@ export class SshHost implements Host {
           this.where,
           this.opts.channelRetries ?? CHANNEL_RETRIES,
         );
+        code = r.code;
+        return r;
       } finally {
         this.idle();
+        if (tracing) trace({ host: this.name, what: label(argv), asked, started, ended: now(), code });
       }
     });
   }
@@ -370,6 +384,39 @@ export class SshHost implements Host {
       octalMode(opts.mode ?? 0o755),
       ownerArg(opts.owner),
     ]);
+  }
+
+  /** readFile and fileMode of every path, one command per READ_BATCH paths (batches in parallel). */
+  async readFileStates(hostPaths: readonly string[]): Promise<FileState[]> {
+    const batches: string[][] = [];
+    for (let i = 0; i < hostPaths.length; i += READ_BATCH) batches.push(hostPaths.slice(i, i + READ_BATCH));
+    const parts = await Promise.all(
+      batches.map(async (paths) => {
+        const r = await this.exec(shellScript(READ_FILES_SCRIPT, paths));
+        const states = r.code === 0 ? parseFileStates(r.stdout, paths.length) : undefined;
+        if (!states)
+          throw new CommandError(
+            {
+              ...r,
+              argv: ['read', ...paths],
+              stderr: r.code === 0 ? `unexpected answer: ${r.stdout.slice(0, 200)}` : r.stderr,
+            },
+            this.where,
+          );
+        return states;
+      }),
+    );
+    return parts.flat();
+  }
+
+  /** mkdir of each directory, in order, in one command. */
+  async makeDirs(dirs: readonly DirSpec[]): Promise<void> {
+    if (dirs.length === 0) return;
+    await this.script(
+      ['mkdir', ...dirs.map((d) => d.path)],
+      MKDIRS_SCRIPT,
+      dirs.flatMap((d) => [d.path, octalMode(d.mode ?? 0o755), ownerArg(d.owner)]),
+    );
   }
 
   async exists(hostPath: string): Promise<boolean> {

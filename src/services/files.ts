@@ -1,31 +1,45 @@
 import { createHash } from 'node:crypto';
+import { makeDirs, readFileStates } from '../hosts/batch.js';
 import type { Host } from '../hosts/host.js';
 import type { RenderedFile, ServiceUnit } from './types.js';
+
+/**
+ * The files that differ from what the host has (content or mode), found with one batched read (src/hosts/batch.ts),
+ * and, when `applied` names a service, its applied record (read in the same batch).
+ */
+export async function staleFiles(
+  host: Host,
+  files: readonly RenderedFile[],
+  applied?: string,
+): Promise<{ stale: RenderedFile[]; applied: Applied | undefined }> {
+  const paths = files.map((f) => f.path);
+  const states = await readFileStates(host, applied === undefined ? paths : [...paths, appliedPath(applied)]);
+  const stale = files.filter((f, i) => {
+    const s = states[i];
+    return s?.content !== f.content || s?.mode !== (f.mode ?? 0o644);
+  });
+  return { stale, applied: applied === undefined ? undefined : parseApplied(states[files.length]?.content) };
+}
+
+/** Writes the files given (stale ones: staleFiles) and returns their paths. */
+export async function writeFiles(host: Host, files: readonly RenderedFile[]): Promise<string[]> {
+  for (const f of files) {
+    const mode = f.mode ?? 0o644;
+    await host.writeFile(f.path, f.content, f.owner ? { mode, owner: f.owner } : { mode });
+  }
+  return files.map((f) => f.path);
+}
 
 /**
  * Writes the files that differ from what the host has (content or mode) and returns their paths. An unchanged
  * file is not touched, which is what makes a re-deploy a no-op.
  */
 export async function syncFiles(host: Host, files: readonly RenderedFile[]): Promise<string[]> {
-  const changed: string[] = [];
-  for (const f of files) {
-    const current = await host.readFile(f.path);
-    const mode = f.mode ?? 0o644;
-    const currentMode = await host.fileMode(f.path);
-    if (current === f.content && currentMode === mode) continue;
-    await host.writeFile(f.path, f.content, f.owner ? { mode, owner: f.owner } : { mode });
-    changed.push(f.path);
-  }
-  return changed;
+  return writeFiles(host, (await staleFiles(host, files)).stale);
 }
 
-export async function ensureDirs(host: Host, unit: ServiceUnit): Promise<void> {
-  for (const d of unit.dirs) {
-    await host.mkdir(d.path, {
-      ...(d.mode !== undefined ? { mode: d.mode } : {}),
-      ...(d.owner !== undefined ? { owner: d.owner } : {}),
-    });
-  }
+export async function ensureDirs(host: Host, unit: Pick<ServiceUnit, 'dirs'>): Promise<void> {
+  await makeDirs(host, unit.dirs);
 }
 
 /** The rendered daemon command lines as a file, so a changed flag is noticed like a changed config. */
@@ -95,14 +109,17 @@ export function peersOnlyChange(applied: Applied | undefined, want: Applied): bo
   );
 }
 
-export async function readApplied(host: Host, name: string): Promise<Applied | undefined> {
-  const text = await host.readFile(appliedPath(name));
+function parseApplied(text: string | undefined): Applied | undefined {
   if (!text) return undefined;
   try {
     return JSON.parse(text) as Applied;
   } catch {
     return undefined;
   }
+}
+
+export async function readApplied(host: Host, name: string): Promise<Applied | undefined> {
+  return parseApplied(await host.readFile(appliedPath(name)));
 }
 
 export async function recordApplied(host: Host, name: string, state: Applied): Promise<void> {

@@ -1,7 +1,7 @@
 import type { Host } from '../hosts/host.js';
 import type { HostSpec } from '../model.js';
 import type { DaemonDeclaration } from './contract.js';
-import { daemonsFile, ensureDirs, readApplied, recordApplied, syncFiles, wantedState } from './files.js';
+import { daemonsFile, ensureDirs, recordApplied, staleFiles, wantedState, writeFiles } from './files.js';
 import type { DeployContext, HostOutcome, RenderTarget, ServiceResult, ServiceUnit } from './types.js';
 import { hostOf, target } from './types.js';
 
@@ -46,16 +46,21 @@ export async function deploySimpleService(
   const one = async (spec: HostSpec): Promise<void> => {
     const host = hostOf(ctx, spec.name);
     const unit = opts.render(target(ctx, spec));
-    await ensureDirs(host, unit);
-    const changed = await syncFiles(host, [...unit.files, daemonsFile(opts.service, unit)]);
+    // Everything a no-op needs to know, asked at once (each is one command over SSH): the directories, what the
+    // files and the applied record are, whether each daemon runs. Files are written only once the directories are.
+    const [, { stale, applied }, pids] = await Promise.all([
+      ensureDirs(host, unit),
+      staleFiles(host, [...unit.files, daemonsFile(opts.service, unit)], opts.service),
+      Promise.all(unit.daemons.map((d) => host.daemonPid(d.name))),
+    ]);
+    const changed = await writeFiles(host, stale);
     const want = wantedState(opts.service, unit);
-    const applied = await readApplied(host, opts.service);
     // A file changed on disk, or a config written but never applied (an interrupted deploy): apply it now.
     const configDue = changed.length > 0 || applied?.config !== want.config;
     const daemonDue = applied?.daemons !== want.daemons;
     let outcome: HostOutcome = 'unchanged';
-    for (const d of unit.daemons) {
-      const pid = await host.daemonPid(d.name);
+    for (const [i, d] of unit.daemons.entries()) {
+      const pid = pids[i];
       if (pid === undefined) {
         await opts.beforeStart?.(host, spec);
         await host.startDaemon(d);

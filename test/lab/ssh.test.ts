@@ -14,7 +14,10 @@ import { DEPLOYER_KEY, DEPLOYER_KNOWN_HOSTS, SSHD_HOST_KEY, labSshd } from '../.
 import { waitFor } from '../../src/util/wait.js';
 import { type TestLab, createTestLab, leftovers, saveReport } from './harness.js';
 
-const LAB = 'sshlab';
+// Overridable, so that a second lab of this suite can run beside another (its own name and subnet).
+const LAB = process.env.STACKHA_SSH_TEST_LAB || 'sshlab';
+const SUBNET = process.env.STACKHA_SSH_TEST_SUBNET || '198.18.30.0/24';
+const PREFIX = SUBNET.split('.').slice(0, 3).join('.');
 const SMOKE = join(import.meta.dirname, '../../dist/lab/ssh-smoke.js');
 const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 const figures: Record<string, number | string> = {};
@@ -42,7 +45,7 @@ const reaped = (pid: number, startTime: string): boolean => {
 
 describe('SSH hosts over real sshd in a 3-host lab', () => {
   beforeAll(async () => {
-    lab = await createTestLab({ name: LAB, subnet: '198.18.30.0/24', hosts: 3 });
+    lab = await createTestLab({ name: LAB, subnet: SUBNET, hosts: 3 });
     for (const h of lab.state.hosts) {
       const m = `marker of ${h.name} ${Date.now()}`;
       markers.set(h.name, m);
@@ -160,16 +163,18 @@ describe('SSH hosts over real sshd in a 3-host lab', () => {
   it("checks host keys: a key that is not the host's is refused, and so is a host known_hosts does not have", async () => {
     const known = (await lab.client.readFile(DEPLOYER_KNOWN_HOSTS)) ?? '';
     const lines = known.trim().split('\n');
-    const ctl1 = lines.find((l) => l.startsWith('198.18.30.11 '));
+    const ctl1 = lines.find((l) => l.startsWith(`${PREFIX}.11 `));
     expect(ctl1).toBeDefined();
     // ctl2's line carries ctl1's key: a changed key.
     const swapped = lines
-      .map((l) => (l.startsWith('198.18.30.12 ') ? `198.18.30.12 ${ctl1?.split(' ').slice(1).join(' ')}` : l))
+      .map((l) => (l.startsWith(`${PREFIX}.12 `) ? `${PREFIX}.12 ${ctl1?.split(' ').slice(1).join(' ')}` : l))
       .join('\n');
     await lab.client.writeFile('/root/.ssh/known_hosts.swapped', `${swapped}\n`, { mode: 0o644 });
     const changed = await smoke(['--known-hosts', '/root/.ssh/known_hosts.swapped', '--round-trips', '1']);
     expect(changed.code).toBe(1);
-    expect(changed.stderr).toMatch(/ctl2 \(ssh deploy@198\.18\.30\.12:22\).*HOST KEY CHANGED/);
+    expect(changed.stderr).toMatch(
+      new RegExp(`ctl2 \\(ssh deploy@${PREFIX.replaceAll('.', '\\.')}\\.12:22\\).*HOST KEY CHANGED`),
+    );
     expect(changed.stderr).not.toMatch(/ctl1 \(ssh/);
     await lab.client.writeFile('/root/.ssh/known_hosts.empty', '', { mode: 0o644 });
     const unknown = await smoke(['--known-hosts', '/root/.ssh/known_hosts.empty', '--round-trips', '1']);
@@ -189,7 +194,7 @@ describe('SSH hosts over real sshd in a 3-host lab', () => {
         `UserKnownHostsFile=${DEPLOYER_KNOWN_HOSTS}`,
         '-o',
         'StrictHostKeyChecking=yes',
-        'deploy@198.18.30.13',
+        `deploy@${PREFIX}.13`,
         'id -un; sudo -n true',
       ],
       { timeoutMs: 20_000 },

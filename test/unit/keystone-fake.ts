@@ -4,7 +4,11 @@
 import { randomBytes } from 'node:crypto';
 import type { DaemonSpec, Host, WriteOptions } from '../../src/hosts/host.js';
 import type { Deployment } from '../../src/model.js';
-import { FERNET_MAX_ACTIVE_KEYS, KEYSTONE_MANAGE } from '../../src/services/keystone/keystone.js';
+import {
+  FERNET_MAX_ACTIVE_KEYS,
+  KEYSTONE_MANAGE,
+  LIST_KEYS_SCRIPT,
+} from '../../src/services/keystone/keystone.js';
 import type { DeployContext } from '../../src/services/types.js';
 import type { ExecOptions, ExecResult } from '../../src/util/exec.js';
 
@@ -137,9 +141,10 @@ export class FakeHost implements Host {
       ...r,
     });
     const cmd = argv[0];
-    if (cmd === 'find') {
+    // A key repository's listing (LIST_KEYS_SCRIPT: `find` when the directory exists).
+    if (cmd === 'sh' && argv[2] === LIST_KEYS_SCRIPT) {
       if (this.failListing) return ok({ code: 1, stderr: 'find: Permission denied' });
-      const dir = this.hostPathOf(argv[1] ?? '');
+      const dir = this.hostPathOf(argv[4] ?? '');
       const names = [...this.keysIn(dir).keys()].map(String);
       return ok({ stdout: names.map((n) => `${n}\n`).join('') });
     }

@@ -2,7 +2,17 @@
 // SSH server on a Unix socket (test/unit/ssh-fake.ts): commands confined to a temporary directory run on this machine,
 // daemon operations go to a fake systemd.
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,10 +24,17 @@ import {
   knownKeyAlgorithms,
   parseKnownHosts,
 } from '../../src/hosts/known-hosts.js';
-import { WRITE_SCRIPT, remoteArgv, shellCommand, shellQuote } from '../../src/hosts/shell.js';
+import {
+  WRITE_SCRIPT,
+  parseFileStates,
+  remoteArgv,
+  shellCommand,
+  shellQuote,
+} from '../../src/hosts/shell.js';
 import { SSH_FAILED, Slots, SshError, SshHost, type SshHostOptions, commandOf } from '../../src/hosts/ssh.js';
 import { renderThisBootDropIn, renderUnit, unitPath } from '../../src/hosts/systemd.js';
 import type { SshConnection } from '../../src/model.js';
+import { staleFiles, syncFiles } from '../../src/services/files.js';
 import { execArgv } from '../../src/util/exec.js';
 import { type FakeExec, type FakeReply, type FakeServer, logicalArgv, startFakeServer } from './ssh-fake.js';
 
@@ -274,6 +291,94 @@ describe('SshHost over a real SSH session (commands run here, in a temporary dir
     expect(statSync(join(dir, 'd1', 'd2')).mode & 0o777).toBe(0o750);
     // The secret went over stdin, never in a command line.
     expect(server.commands.some((c) => c.command.includes('s3cret'))).toBe(false);
+  });
+
+  it('reads many files in one command: exactly what readFile and fileMode say of each, drift included', async () => {
+    const d = join(dir, 'batch');
+    await host.mkdir(d, { mode: 0o755 });
+    const paths = {
+      plain: join(d, 'plain.conf'),
+      secret: join(d, 'secret.conf'),
+      empty: join(d, 'empty'),
+      nasty: join(d, "it's a $(file)\nname"),
+      utf8: join(d, 'utf8.txt'),
+      missing: join(d, 'missing'),
+      dir: join(d, 'sub'),
+    };
+    writeFileSync(paths.plain, 'a = 1\n\n');
+    writeFileSync(paths.secret, 'password = x\n', { mode: 0o600 });
+    writeFileSync(paths.empty, '');
+    writeFileSync(paths.nasty, 'no trailing newline');
+    writeFileSync(paths.utf8, 'héllo ✓\n\u0000nul\n');
+    mkdirSync(paths.dir, { mode: 0o750 });
+    const list = Object.values(paths);
+    const before = server.commands.length;
+    const states = await host.readFileStates(list);
+    expect(server.commands.length - before).toBe(1);
+    const single = [];
+    for (const p of list) single.push({ content: await host.readFile(p), mode: await host.fileMode(p) });
+    expect(states).toEqual(single);
+    expect(states[0]).toEqual({ content: 'a = 1\n\n', mode: 0o644 });
+    expect(states[1]?.mode).toBe(0o600);
+    expect(states[2]).toEqual({ content: '', mode: 0o644 });
+    expect(states[5]).toEqual({ content: undefined, mode: undefined });
+    expect(states[6]).toEqual({ content: undefined, mode: 0o750 });
+    // More paths than one batch holds: still in order, one answer per path.
+    const many = Array.from({ length: 150 }, (_, i) => (i % 2 ? paths.plain : paths.missing));
+    // (On a host of 2 channels: the channel-limit test below counts the server's sessions at once.)
+    const two = new SshHost(options({ maxChannels: 2 }));
+    const got = await two.readFileStates(many);
+    two.close();
+    expect(got.map((g) => g.content)).toEqual(many.map((p) => (p === paths.plain ? 'a = 1\n\n' : undefined)));
+    // syncFiles over SSH: a no-op writes nothing; a changed file, a wrong mode, a missing file are each rewritten.
+    const files = [
+      { path: paths.plain, content: 'a = 1\n\n' },
+      { path: paths.secret, content: 'password = x\n', mode: 0o600 },
+    ];
+    expect(await syncFiles(host, files)).toEqual([]);
+    chmodSync(paths.secret, 0o644);
+    expect(await syncFiles(host, files)).toEqual([paths.secret]);
+    expect(statSync(paths.secret).mode & 0o777).toBe(0o600);
+    writeFileSync(paths.plain, 'a = 2\n');
+    expect(await syncFiles(host, files)).toEqual([paths.plain]);
+    rmSync(paths.plain);
+    expect(await syncFiles(host, files)).toEqual([paths.plain]);
+    expect(readFileSync(paths.plain, 'utf8')).toBe('a = 1\n\n');
+    // The applied record comes in the same batch.
+    const r = await staleFiles(host, files, 'no-such-service-here');
+    expect(r).toEqual({ stale: [], applied: undefined });
+  });
+
+  it('an answer that is not one line per path is an error, never files read as missing', () => {
+    expect(parseFileStates('644 YQ== +\n', 2)).toBeUndefined();
+    expect(parseFileStates('644 YQ== +\n- - -\n', 2)).toBeUndefined();
+    expect(parseFileStates('644 YQ== +\n-  -\n', 2)).toEqual([
+      { content: 'a', mode: 0o644 },
+      { content: undefined, mode: undefined },
+    ]);
+  });
+
+  it('makes many directories in one command, in order, each with its mode; stops at one it cannot make', async () => {
+    const base = join(dir, 'dirs');
+    const before = server.commands.length;
+    await host.makeDirs([
+      { path: join(base, 'a'), mode: 0o750 },
+      { path: join(base, 'a', 'b'), mode: 0o700 },
+      { path: join(base, 'c d') },
+    ]);
+    expect(server.commands.length - before).toBe(1);
+    expect(statSync(join(base, 'a')).mode & 0o777).toBe(0o750);
+    expect(statSync(join(base, 'a', 'b')).mode & 0o777).toBe(0o700);
+    expect(statSync(join(base, 'c d')).mode & 0o777).toBe(0o755);
+    // A mode that drifted is set again, as mkdir does.
+    chmodSync(join(base, 'a'), 0o777);
+    await host.makeDirs([{ path: join(base, 'a'), mode: 0o750 }]);
+    expect(statSync(join(base, 'a')).mode & 0o777).toBe(0o750);
+    writeFileSync(join(base, 'file'), '');
+    await expect(
+      host.makeDirs([{ path: join(base, 'file', 'x') }, { path: join(base, 'after') }]),
+    ).rejects.toThrow(/ctl1 \(ssh root@192\.0\.2\.10:22\): mkdir .*file\/x/);
+    expect(existsSync(join(base, 'after'))).toBe(false);
   });
 
   it('the write script sets the final mode before any content arrives', () => {

@@ -14,7 +14,16 @@ import type { Deployment, HostSpec } from '../../model.js';
 import { hostsFor } from '../../topology.js';
 import { CommandError } from '../../util/exec.js';
 import { WaitAborted, waitFor } from '../../util/wait.js';
-import { daemonsFile, ensureDirs, readApplied, recordApplied, syncFiles, wantedState } from '../files.js';
+import {
+  daemonsFile,
+  ensureDirs,
+  readApplied,
+  recordApplied,
+  staleFiles,
+  syncFiles,
+  wantedState,
+  writeFiles,
+} from '../files.js';
 import type { LoadBalancedService } from '../haproxy/haproxy.js';
 import { apiHealthy } from '../health.js';
 import { MARIADB_PORT } from '../mariadb/galera.js';
@@ -601,11 +610,15 @@ export async function deployApiService(
     specs.map(async (spec) => {
       const host = hostOf(ctx, spec.name);
       const unit = def.render(ctx.dep, target(ctx, spec));
-      await ensureDirs(host, unit);
-      const changed = await syncFiles(host, [...unit.files, daemonsFile(def.name, unit)]);
+      // Asked at once (each one command over SSH); files are written once the directories are.
+      const [, { stale, applied }, pid] = await Promise.all([
+        ensureDirs(host, unit),
+        staleFiles(host, [...unit.files, daemonsFile(def.name, unit)], def.name),
+        host.daemonPid(def.name),
+      ]);
+      const changed = await writeFiles(host, stale);
       const want = wantedState(def.name, unit);
-      const applied = await readApplied(host, def.name);
-      const running = (await host.daemonPid(def.name)) !== undefined;
+      const running = pid !== undefined;
       const due =
         changed.length > 0
           ? `changed: ${changed.join(', ')}`

@@ -30,8 +30,10 @@ import {
   ensureDirs,
   readApplied,
   recordApplied,
+  staleFiles,
   syncFiles,
   wantedState,
+  writeFiles,
 } from '../files.js';
 import type { LoadBalancedService } from '../haproxy/haproxy.js';
 import { apiHealthy } from '../health.js';
@@ -273,12 +275,15 @@ export async function deployOpenstackService(
     specs.map(async (hs) => {
       const host = hostOf(ctx, hs.name);
       const unit = spec.render(ctx.dep, hs);
-      await ensureDirs(host, unit);
-      const changed = await syncFiles(host, [...unit.files, daemonsFile(spec.name, unit)]);
+      // Asked at once (each one command over SSH); files are written once the directories are.
+      const [, { stale, applied }, pids] = await Promise.all([
+        ensureDirs(host, unit),
+        staleFiles(host, [...unit.files, daemonsFile(spec.name, unit)], spec.name),
+        Promise.all(unit.daemons.map((d) => host.daemonPid(d.name))),
+      ]);
+      const changed = await writeFiles(host, stale);
       const want = wantedState(spec.name, unit);
-      const applied = await readApplied(host, spec.name);
-      const stopped: OpenstackDaemon[] = [];
-      for (const d of unit.daemons) if ((await host.daemonPid(d.name)) === undefined) stopped.push(d);
+      const stopped = unit.daemons.filter((_, i) => pids[i] === undefined);
       const due =
         changed.length > 0
           ? `changed: ${changed.join(', ')}`

@@ -4,7 +4,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Host } from '../../hosts/host.js';
+import { readFileStates } from '../../hosts/batch.js';
+import type { FileState, Host } from '../../hosts/host.js';
+import { shellScript } from '../../hosts/shell.js';
 import type { Deployment, HostSpec } from '../../model.js';
 import { type SettingsTable, integerSetting, readSettings } from '../../settings.js';
 import { hostsFor } from '../../topology.js';
@@ -214,18 +216,29 @@ export function primaryKey(keys: KeySet): number | undefined {
  */
 export async function readKeySet(host: Host, dir: string): Promise<Map<number, string>> {
   const keys = new Map<number, string>();
-  if (!(await host.exists(dir))) return keys;
-  const r = await host.exec(
-    ['find', dir, '-maxdepth', '1', '-type', 'f', '-name', '[0-9]*', '-printf', '%f\\n'],
-    { timeoutMs: 10_000 },
-  );
-  if (r.code !== 0) throw new CommandError(r, host.name);
-  for (const name of r.stdout.split('\n')) {
-    if (!/^\d+$/.test(name)) continue;
-    const content = await host.readFile(`${dir}/${name}`);
-    if (content) keys.set(Number(name), content);
-  }
+  for (const [n, state] of await readKeyStates(host, dir)) if (state.content) keys.set(n, state.content);
   return keys;
+}
+
+/** Lists a key repository: nothing when the directory does not exist, the names of its numbered files otherwise. */
+export const LIST_KEYS_SCRIPT = [
+  '[ -e "$1" ] || exit 0',
+  `exec find "$1" -maxdepth 1 -type f -name '[0-9]*' -printf '%f\\n'`,
+].join('\n');
+
+/**
+ * The numbered files of a key repository with what each holds and its mode: one command to list them, one to read
+ * them all (src/hosts/batch.ts). A listing that fails throws (readKeySet says why).
+ */
+async function readKeyStates(host: Host, dir: string): Promise<Map<number, FileState>> {
+  const r = await host.exec(shellScript(LIST_KEYS_SCRIPT, [dir]), { timeoutMs: 10_000 });
+  if (r.code !== 0) throw new CommandError({ ...r, argv: ['find', dir] }, host.name);
+  const names = r.stdout.split('\n').filter((name) => /^\d+$/.test(name));
+  const states = await readFileStates(
+    host,
+    names.map((n) => `${dir}/${n}`),
+  );
+  return new Map(names.map((n, i) => [Number(n), states[i] as FileState]));
 }
 
 /**
@@ -253,12 +266,15 @@ export function chooseKeySource(sets: readonly { host: string; keys: KeySet }[])
  * the source issues. Resolves true when something changed.
  */
 export async function writeKeySet(host: Host, dir: string, keys: KeySet): Promise<boolean> {
-  await host.mkdir(dir, { mode: 0o700 });
+  // The listing needs no directory made first: a missing one lists as empty, as the new one would.
+  const [, states] = await Promise.all([host.mkdir(dir, { mode: 0o700 }), readKeyStates(host, dir)]);
   let changed = false;
-  const current = await readKeySet(host, dir);
+  const current = new Map<number, FileState>();
+  for (const [n, state] of states) if (state.content) current.set(n, state);
   for (const [n, k] of [...keys].sort((a, b) => b[0] - a[0])) {
     const path = `${dir}/${n}`;
-    if (current.get(n) === k && (await host.fileMode(path)) === 0o600) continue;
+    const have = current.get(n);
+    if (have?.content === k && have.mode === 0o600) continue;
     await host.writeFile(path, k, { mode: 0o600 });
     changed = true;
   }

@@ -12,8 +12,10 @@ import {
   peersOnlyChange,
   readApplied,
   recordApplied,
+  staleFiles,
   syncFiles,
   wantedState,
+  writeFiles,
 } from '../files.js';
 import { type LoadBalancedService, activeServer, lbStates } from '../haproxy/haproxy.js';
 import { apiHealthy } from '../health.js';
@@ -677,9 +679,9 @@ export const REJOIN_WAIT_MS = 300_000;
  * while a node takes a state transfer, its process runs but it answers "WSREP has not yet prepared node for
  * application use". Deploy waits for it (one status query when it is already Synced).
  */
-async function waitRejoined(ctx: DeployContext, spec: HostSpec): Promise<void> {
+async function waitRejoined(ctx: DeployContext, spec: HostSpec, seen?: GaleraNodeStatus): Promise<void> {
   const host = hostOf(ctx, spec.name);
-  const s = await galeraNodeStatus(host);
+  const s = seen ?? (await galeraNodeStatus(host));
   if (isSyncedPrimary(s)) return;
   const started = Date.now();
   ctx.log(
@@ -720,10 +722,9 @@ export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
   /** Hosts whose running node does not run the rendered config (changed, or written but never applied). */
   const due = new Map<string, string>();
   const running = new Map<string, boolean>();
-  for (const spec of specs) {
-    const host = hostOf(ctx, spec.name);
-    running.set(spec.name, (await host.daemonPid('mariadb')) !== undefined);
-  }
+  // Every host asked at once (reads only: one command each over SSH).
+  const pids = await Promise.all(specs.map((spec) => hostOf(ctx, spec.name).daemonPid('mariadb')));
+  specs.forEach((spec, i) => running.set(spec.name, pids[i] !== undefined));
   const anyRunning = [...running.values()].some(Boolean);
   if (!anyRunning) {
     const withData = [];
@@ -738,14 +739,23 @@ export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
   }
   /** Running nodes whose config changed only in the peer list: rewritten and recorded, not restarted. */
   const peersOnly = new Set<string>();
-  for (const spec of specs) {
+  // Each host's files and record, every host at once (the hosts are independent here: nothing restarts yet).
+  const seen = await Promise.all(
+    specs.map(async (spec) => {
+      const host = hostOf(ctx, spec.name);
+      const unit = renderGalera(ctx.dep, target(ctx, spec));
+      const [, found] = await Promise.all([
+        ensureDirs(host, unit),
+        staleFiles(host, [...unit.files, daemonsFile('mariadb', unit)], 'mariadb'),
+      ]);
+      return { changed: await writeFiles(host, found.stale), applied: found.applied };
+    }),
+  );
+  for (const [i, spec] of specs.entries()) {
     const host = hostOf(ctx, spec.name);
     const t = target(ctx, spec);
-    const unit = renderGalera(ctx.dep, t);
-    await ensureDirs(host, unit);
-    const changed = await syncFiles(host, [...unit.files, daemonsFile('mariadb', unit)]);
     const want = galeraWantedState(ctx.dep, t);
-    const applied = await readApplied(host, 'mariadb');
+    const { changed, applied } = seen[i] as (typeof seen)[number];
     if (running.get(spec.name) && peersOnlyChange(applied, want)) {
       await recordApplied(host, 'mariadb', want);
       peersOnly.add(spec.name);
@@ -795,9 +805,11 @@ export async function deployGalera(ctx: DeployContext): Promise<ServiceResult> {
     outcomes[spec.name] = 'restarted';
     ctx.log(`mariadb on ${spec.name}: restarted`);
   }
-  for (const spec of specs) {
-    if (outcomes[spec.name]) continue;
-    await waitRejoined(ctx, spec);
+  // Each untouched node's state asked at once; only one that is not Synced is waited for (in order).
+  const untouched = specs.filter((spec) => !outcomes[spec.name]);
+  const states = await Promise.all(untouched.map((spec) => galeraNodeStatus(hostOf(ctx, spec.name))));
+  for (const [i, spec] of untouched.entries()) {
+    await waitRejoined(ctx, spec, states[i]);
     outcomes[spec.name] = peersOnly.has(spec.name) ? 'configured' : 'unchanged';
     ctx.log(`mariadb on ${spec.name}: ${outcomes[spec.name]}`);
   }

@@ -11,8 +11,9 @@ import {
   peersOnlyChange,
   readApplied,
   recordApplied,
-  syncFiles,
+  staleFiles,
   wantedState,
+  writeFiles,
 } from '../files.js';
 import type {
   DeployContext,
@@ -352,7 +353,12 @@ export interface RabbitClusterStatus {
   readonly alarms: readonly string[];
 }
 
-export async function rabbitClusterStatus(host: Host, t: RenderTarget): Promise<RabbitClusterStatus> {
+/** `running`: the caller has just seen the node's process run (its own check is then skipped: one command less). */
+export async function rabbitClusterStatus(
+  host: Host,
+  t: RenderTarget,
+  running?: true,
+): Promise<RabbitClusterStatus> {
   const empty = {
     host: host.name,
     running: false,
@@ -361,7 +367,7 @@ export async function rabbitClusterStatus(host: Host, t: RenderTarget): Promise<
     partitions: [],
     alarms: [],
   };
-  if ((await host.daemonPid('rabbitmq')) === undefined) return empty;
+  if (!running && (await host.daemonPid('rabbitmq')) === undefined) return empty;
   const r = await rabbitmqctl(host, t, ['cluster_status', '--formatter', 'json', '--timeout', '5'], 30_000);
   const unanswered = (why: string) => {
     // rabbitmqctl ends a failure with its usage text: the cause is its `Error:` line.
@@ -462,12 +468,17 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
       const host = hostOf(ctx, spec.name);
       const t = target(ctx, spec);
       const unit = renderRabbitmq(ctx.dep, t);
-      await ensureDirs(host, unit);
-      const changed = await syncFiles(host, [...unit.files, daemonsFile('rabbitmq', unit)]);
-      const applied = await readApplied(host, 'rabbitmq');
+      // What a no-op needs, asked at once (each is one command over SSH); files are written once the directories are.
+      const [, { stale, applied }, serverPid, epmdPid] = await Promise.all([
+        ensureDirs(host, unit),
+        staleFiles(host, [...unit.files, daemonsFile('rabbitmq', unit)], 'rabbitmq'),
+        host.daemonPid('rabbitmq'),
+        host.daemonPid('epmd'),
+      ]);
+      const changed = await writeFiles(host, stale);
       const want = nodeState(unit);
       const changedFiles = changed.filter((p) => p !== DEFINITIONS);
-      const runningNow = (await host.daemonPid('rabbitmq')) !== undefined;
+      const runningNow = serverPid !== undefined;
       if (runningNow && peersOnlyChange(applied, want)) {
         // The node list is read at boot only: the running node keeps running, the file waits for its next start.
         await recordApplied(host, 'rabbitmq', want);
@@ -481,11 +492,11 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
         spec.name,
         changedFiles.length > 0 ? `changed: ${changedFiles.join(', ')}` : 'config not yet applied',
       );
-      if ((await host.daemonPid('epmd')) === undefined) {
+      if (epmdPid === undefined) {
         const epmd = unit.daemons.find((d) => d.name === 'epmd');
         if (epmd) await host.startDaemon(epmd);
       }
-      if ((await host.daemonPid('rabbitmq')) === undefined) {
+      if (!runningNow) {
         const server = unit.daemons.find((d) => d.name === 'rabbitmq');
         if (server) await host.startDaemon(server);
         outcomes[spec.name] = 'started';
@@ -512,7 +523,8 @@ export async function deployRabbitmq(ctx: DeployContext): Promise<ServiceResult>
   const own = await Promise.all(
     idle.map(async (spec) => ({
       spec,
-      s: await rabbitClusterStatus(hostOf(ctx, spec.name), target(ctx, spec)),
+      // Every idle node's process was seen running above.
+      s: await rabbitClusterStatus(hostOf(ctx, spec.name), target(ctx, spec), true),
     })),
   );
   let seen = own.find(({ s }) => s.running && !s.unanswered)?.s;
