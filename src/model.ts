@@ -105,14 +105,6 @@ export interface Tuning {
      * the VIP moves without waiting for the track script's next run.
      */
     readonly watchHaproxy: boolean;
-    /**
-     * Every load balancer's kernel takes the VIP as a local address for packets from the network (a `local` route
-     * in a table of its own, looked up for what arrives on the VIP's interface; ARP answered only for addresses on
-     * the interface, arp_ignore=1, so only the holder answers ARP). A client whose SYN still reaches a former
-     * holder, in the ~0.1 s between its giving the VIP up and the new holder's gratuitous ARP, gets a reset (or a
-     * working HAProxy) instead of silence and TCP's 1 s retransmission.
-     */
-    readonly vipLocalOnEveryLb: boolean;
   };
   readonly galera: {
     /** gcomm evs.* timeouts (ISO 8601 durations), or undefined for Galera's defaults. */

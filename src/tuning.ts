@@ -46,8 +46,6 @@ const PROFILES: Record<ProfileName, Tuning> = {
       priorities: spreadPriorities,
       trackScript: { intervalSec: 1, fall: 1, rise: 2 },
       watchHaproxy: true,
-      // Measured: SYNs sent in the handover window went unanswered and waited out TCP's 1 s retransmission.
-      vipLocalOnEveryLb: true,
     },
     galera: {
       // A silent peer (power loss, partition) is suspected after 1 s without a word, checked every 0.25 s; a dead
@@ -97,7 +95,6 @@ const PROFILES: Record<ProfileName, Tuning> = {
       priorities: adjacentPriorities,
       trackScript: { intervalSec: 2, fall: 2, rise: 10 },
       watchHaproxy: false,
-      vipLocalOnEveryLb: false,
     },
     galera: {
       evsInactiveTimeout: undefined,

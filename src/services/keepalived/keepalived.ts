@@ -190,90 +190,8 @@ export function waitOneVipHolder(ctx: DeployContext, timeoutMs = 30_000): Promis
   );
 }
 
-/**
- * The routing table and rule priority that hold the VIP as a local address for packets from the network. Packets
- * this host sends to the VIP (its own services reaching the database through the VIP) do not match the rule: they
- * go to the holder as before, so a non-holder whose HAProxy died still reaches the holder's.
- */
-export const VIP_LOCAL_TABLE = 17007;
-
-/**
- * Checks and, where it differs, sets a load balancer's VIP-as-local-address (Tuning.keepalived.vipLocalOnEveryLb):
- * arp_ignore=1 on the VIP's interface first (else every load balancer would answer ARP for the VIP), then a `local`
- * route for the VIP in table VIP_LOCAL_TABLE and the rule that sends what arrives on the interface there. With the
- * setting off, rule and route are taken away (arp_ignore=1 alone changes nothing for the VIP and may be the
- * operator's). One command per host; it prints one line per change, nothing when all is so.
- * Arguments: interface, VIP, 1 (wanted) or 0, table.
- */
-export const VIP_LOCAL_SCRIPT = `set -e
-iface=$1 vip=$2 want=$3 table=$4
-# A table that was never filled does not exist: ip says so and exits 2.
-route=$(ip -4 route show table "$table" type local "$vip/32" 2>/dev/null || true)
-rule=$(ip -4 rule show priority "$table")
-if [ "$want" = 1 ]; then
-  ignore=$(sysctl -n "net/ipv4/conf/$iface/arp_ignore")
-  if [ "$ignore" -lt 1 ]; then
-    sysctl -q -w "net/ipv4/conf/$iface/arp_ignore=1"
-    echo "arp_ignore=1 on $iface"
-  fi
-  if [ -z "$route" ]; then
-    ip route add local "$vip/32" dev lo table "$table"
-    echo "$vip local in table $table"
-  fi
-  if [ -z "$rule" ]; then
-    ip rule add priority "$table" iif "$iface" lookup "$table"
-    echo "rule $table: what arrives on $iface looks up table $table"
-  fi
-else
-  if [ -n "$rule" ]; then
-    ip rule del priority "$table"
-    echo "rule $table removed"
-  fi
-  if [ -n "$route" ]; then
-    ip route del local "$vip/32" dev lo table "$table"
-    echo "$vip no longer local in table $table"
-  fi
-fi
-`;
-
-/** Applies VIP_LOCAL_SCRIPT on one host; resolves with what it changed. */
-export async function ensureVipLocal(host: Host, dep: Deployment, wanted: boolean): Promise<string[]> {
-  const iface = vipInterface(dep, host.name);
-  const argv = [
-    'sh',
-    '-c',
-    VIP_LOCAL_SCRIPT,
-    'sh',
-    iface,
-    dep.globals.internalVip,
-    wanted ? '1' : '0',
-    String(VIP_LOCAL_TABLE),
-  ];
-  const r = await host.exec(argv, { timeoutMs: 10_000 });
-  if (r.code !== 0)
-    throw new Error(
-      `keepalived on ${host.name}: could not ${wanted ? 'make' : 'stop making'} the VIP a local address ` +
-        `(ip route / ip rule / sysctl on ${iface}): ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}`,
-    );
-  return r.stdout
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-}
-
 export async function deployKeepalived(ctx: DeployContext): Promise<ServiceResult> {
   const dep = ctx.dep;
-  const local = await Promise.all(
-    hostsFor(dep, 'keepalived').map(async (spec) => {
-      const changed = await ensureVipLocal(
-        hostOf(ctx, spec.name),
-        dep,
-        dep.tuning.keepalived.vipLocalOnEveryLb,
-      );
-      return changed.length > 0 ? [`${spec.name}: ${changed.join(', ')}`] : [];
-    }),
-  );
-  if (local.flat().length > 0) ctx.log(`keepalived: ${local.flat().join('; ')}`);
   const result = await deploySimpleService(ctx, {
     service: 'keepalived',
     hosts: hostsFor(dep, 'keepalived'),
@@ -353,15 +271,6 @@ export const KEEPALIVED: ServiceDeclaration = {
   ],
   deploy: deployKeepalived,
   wanted: (dep, t) => ({ keepalived: wantedState('keepalived', renderKeepalived(dep, t)) }),
-  // A host that stops being a load balancer stops taking the VIP as its own (its keepalived stopped first, so the
-  // VIP has moved away; scale remove has stopped it already when it gets here).
-  beforeLeave: async (ctx, spec) => {
-    const host = hostIn(ctx, spec.name);
-    for (const d of [...KEEPALIVED.daemons(ctx.dep)].reverse())
-      await host.stopDaemon(d.name, { timeoutMs: d.stopTimeoutMs });
-    await releaseVip(host, ctx.dep);
-    await ensureVipLocal(host, ctx.dep, false);
-  },
   restartHost: async (ctx, spec) => {
     const host = hostIn(ctx, spec.name);
     await host.stopDaemon('keepalived', { timeoutMs: 20_000 });
