@@ -310,6 +310,10 @@ export interface ServerTally {
   readonly errors: readonly string[];
 }
 
+/** When a server was created, relative to the kill: "2.7 s before the kill". */
+const createdRelative = (ms: number): string =>
+  `${(Math.abs(ms) / 1000).toFixed(1)} s ${ms <= 0 ? 'before' : 'after'} the kill`;
+
 /**
  * Tallies the servers. `inFlightLoss` is the kill time when the scenario killed a daemon that may hold a build in
  * flight (see lostInFlight); a stuck server counts as lost in flight only with the evidence: no compute host, still
@@ -340,7 +344,7 @@ export function tallyServers(
     errors: [
       ...stuck.map(
         (s) =>
-          `${s.id}: stuck in BUILD (task state ${s.taskState ?? 'none'}, host ${s.host ?? 'none'}${s.createdAt && inFlightLoss ? `, created ${((s.createdAt - inFlightLoss.atMs) / 1000).toFixed(1)} s from the kill` : ''})${inFlight(s) ? ': its build was in flight on the killed daemon' : ''}`,
+          `${s.id}: stuck in BUILD (task state ${s.taskState ?? 'none'}, host ${s.host ?? 'none'}${s.createdAt && inFlightLoss ? `, created ${createdRelative(s.createdAt - inFlightLoss.atMs)}` : ''})${inFlight(s) ? ': its build was in flight on the killed daemon' : ''}`,
       ),
       ...servers.filter((s) => s.detail).map((s) => `${s.id || 'create'}: ${s.detail}`),
     ].slice(0, 10),

@@ -388,7 +388,9 @@ describe('tallyServers: a build lost with a killed conductor is counted apart, o
   it('never scheduled, still scheduling, created before the kill: lost in flight, not stuck', () => {
     const t = tallyServers([stuck({}), { id: 'srv-2', state: 'active', deleted: 'deleted' }], loss);
     expect(t).toMatchObject({ booted: 2, active: 1, stuckBuild: 0, lostInFlight: 1 });
-    expect(t.errors[0]).toContain('in flight on the killed daemon');
+    expect(t.errors[0]).toContain(
+      'created 3.0 s before the kill): its build was in flight on the killed daemon',
+    );
   });
 
   it('without a kill that may lose builds, the same server is stuck', () => {
