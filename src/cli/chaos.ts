@@ -133,7 +133,6 @@ export function expand(names: readonly string[], dep: Deployment, inLab: boolean
 
 /** Where a plan runs: how it deploys a profile and builds the context its scenarios act on. */
 interface Target {
-  readonly inLab: boolean;
   deploy(dep: Deployment): Promise<void>;
   context(dep: Deployment): ChaosContext;
   close(): void;
@@ -169,7 +168,6 @@ async function targetFor(cli: CliContext, dep: Deployment, client: string | unde
   if (clientChoice(client, sshHosts(dep)) === 'lab') {
     const state = cli.requireLab();
     return {
-      inLab: true,
       deploy: async (d) => {
         await deploy(d, { renderer: 'silent' });
       },
@@ -180,7 +178,6 @@ async function targetFor(cli: CliContext, dep: Deployment, client: string | unde
   const conn: Connection = await cli.connect(dep);
   const local = new LocalHost();
   return {
-    inLab: false,
     deploy: async (d) => {
       await deploy(d, { renderer: 'silent', connection: conn });
     },
