@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { deploy } from '../deploy/deploy.js';
 import { type Connection, connect, connectLab } from '../hosts/connect.js';
 import type { Host } from '../hosts/host.js';
-import type { LabHost } from '../hosts/lab.js';
 import { type LabState, labClient, readLabState } from '../lab/lab.js';
 import type { Deployment } from '../model.js';
 import { runOpenstack } from '../ops/keystone.js';
@@ -68,12 +67,16 @@ export function withQueues(dep: Deployment, kind: QueueKind): Deployment {
   };
 }
 
-/** What a scenario acts on: the deployment, the lab, and a way to heal with a real deploy. */
+/** What a scenario acts on: the deployment, the lab (if any), and a way to heal with a real deploy. */
 export interface ChaosContext {
   readonly dep: Deployment;
-  readonly lab: LabState;
+  /** The lab the deployment runs in; undefined over SSH, where only scenarios without `needsLab` run. */
+  readonly lab: LabState | undefined;
+  /** What the run's state is kept under (the lab's name, else the config dir). */
+  readonly name: string;
   readonly conn: Connection;
-  readonly client: LabHost;
+  /** Where the load generator and the probes run: the lab's client namespace, or this machine (`--client local`). */
+  readonly client: Host;
   readonly log: (message: string) => void;
   host(name: string): Host;
   /** `stackha deploy`, in-process and quiet: what an operator runs to bring back what died. */
@@ -144,6 +147,26 @@ export interface Scenario {
   heal(ctx: ChaosContext): Promise<void>;
   /** Runs before the cluster check and the load (e.g. grow the lab so there is a host to remove). */
   prepare?(ctx: ChaosContext): Promise<void>;
+  /**
+   * What of the lab the scenario needs besides its hosts' daemons: to crash a host (every process, the link), to cut a
+   * host's link, or a spare host to add. Over SSH there is no such lever: the scenario is refused (labRefusal).
+   */
+  readonly needsLab?: 'crash' | 'partition' | 'spare host';
+}
+
+const NEEDS_LAB: Readonly<Record<NonNullable<Scenario['needsLab']>, string>> = {
+  crash: 'it crashes a host (kills every process of it and takes its link down)',
+  partition: "it cuts a host's network link",
+  'spare host': 'it adds a host from the lab',
+};
+
+/** Why a scenario cannot run on this deployment (no lab: hosts over SSH), or undefined when it can. */
+export function labRefusal(
+  scenario: Pick<Scenario, 'name' | 'needsLab'>,
+  inLab: boolean,
+): string | undefined {
+  if (inLab || scenario.needsLab === undefined) return undefined;
+  return `${scenario.name} runs only in a lab: ${NEEDS_LAB[scenario.needsLab]}, which stackha does not do to hosts over SSH`;
 }
 
 export interface RunOptions {
@@ -241,6 +264,7 @@ export function chaosContext(dep: Deployment, lab: LabState, log: (m: string) =>
     get lab() {
       return labNow;
     },
+    name: lab.name,
     get conn() {
       return conn;
     },
@@ -265,8 +289,40 @@ export function chaosContext(dep: Deployment, lab: LabState, log: (m: string) =>
   };
 }
 
+/**
+ * The context over an open connection to the deployment's hosts (SSH): heals deploy through that connection, the load
+ * runs on `client`. There is no lab: scenarios with `needsLab` are refused before they get here.
+ */
+export function connectedChaosContext(
+  dep: Deployment,
+  conn: Connection,
+  client: Host,
+  log: (m: string) => void,
+): ChaosContext {
+  return {
+    dep,
+    lab: undefined,
+    name: dep.configDir,
+    conn,
+    client,
+    log,
+    host: (name) => {
+      const h = conn.hosts.get(name);
+      if (!h) throw new Error(`no host ${name}`);
+      return h;
+    },
+    redeploy: async () => {
+      await deploy(dep, { renderer: 'silent', connection: conn });
+    },
+    queueKind: queueKindOf(dep),
+    setDeployment: () => {
+      throw new Error('the deployment changed hosts: that needs a lab (scale scenarios run only in a lab)');
+    },
+  };
+}
+
 async function problemsNow(ctx: ChaosContext): Promise<string[]> {
-  return clusterProblems(ctx.dep, await clusterStatus(ctx.dep));
+  return clusterProblems(ctx.dep, await clusterStatus(ctx.dep, ctx.conn));
 }
 
 /** Waits until the cluster is whole; resolves with the problems still there when the bound is reached. */

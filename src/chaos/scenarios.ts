@@ -4,7 +4,7 @@ import { lbStates } from '../deploy/drain.js';
 import { isAlive } from '../hosts/proc.js';
 import { addHostToMultinode } from '../inventory/lab-inventory.js';
 import { CONFIG_FILES, loadDeployment } from '../inventory/load.js';
-import { crashHost, hostPids, labAddHost, powerOnHost, setLink } from '../lab/lab.js';
+import { type LabState, crashHost, hostPids, labAddHost, powerOnHost, setLink } from '../lab/lab.js';
 import { rollingRestart } from '../ops/rolling.js';
 import { type ScaleReport, removalCheck, scaleAdd, scaleRemove } from '../ops/scale.js';
 import { clusterStatus, galeraNodesOf, rabbitNodesOf } from '../ops/status.js';
@@ -17,8 +17,14 @@ import { withProfile } from '../tuning.js';
 import { sleep, waitFor } from '../util/wait.js';
 import { type ChaosContext, InjectionFailed, type Scenario, chaosQueue } from './run.js';
 
+/** The lab of a scenario that needs one (needsLab): refused before the run over SSH, so this only guards. */
+function labOf(ctx: ChaosContext): LabState {
+  if (!ctx.lab) throw new Error('this scenario needs a lab (its hosts are reached over SSH)');
+  return ctx.lab;
+}
+
 async function vipHolder(ctx: ChaosContext): Promise<string> {
-  const s = await clusterStatus(ctx.dep);
+  const s = await clusterStatus(ctx.dep, ctx.conn);
   const holder = s.vipHolders[0];
   if (s.vipHolders.length !== 1 || !holder)
     throw new Error(`expected one VIP holder, found ${s.vipHolders.join(',') || 'none'}`);
@@ -27,7 +33,7 @@ async function vipHolder(ctx: ChaosContext): Promise<string> {
 
 /** The Galera node the VIP holder's HAProxy sends writes to. */
 async function galeraWriter(ctx: ChaosContext): Promise<string> {
-  const s = await clusterStatus(ctx.dep);
+  const s = await clusterStatus(ctx.dep, ctx.conn);
   const holder = s.vipHolders[0];
   const writer = holder ? s.galeraWriter[holder] : undefined;
   if (!writer) throw new Error('no Galera writer behind the VIP');
@@ -85,7 +91,7 @@ async function kill(ctx: ChaosContext, host: string, daemon: string): Promise<()
   const at = Date.now();
   if (pid === undefined || !(await h.signalDaemon(daemon, 'SIGKILL')))
     throw new Error(`${daemon} is not running on ${host}`);
-  killedAt.set(ctx.lab.name, at);
+  killedAt.set(ctx.name, at);
   return async () =>
     (await within(10_000, async () => ((await h.daemonPid(daemon)) === undefined ? true : undefined)))
       ? `${daemon} on ${host} gone (pid ${pid}) ${secondsSince(at)} after the kill`
@@ -103,7 +109,7 @@ async function writerOn(ctx: ChaosContext, lb: string): Promise<string | undefin
 }
 
 /** The instant of the kill just sent (for Injection.at). */
-const lastKill = (ctx: ChaosContext): number => killedAt.get(ctx.lab.name) ?? Date.now();
+const lastKill = (ctx: ChaosContext): number => killedAt.get(ctx.name) ?? Date.now();
 
 /** Observes that the load balancers moved the writes away from `from`. */
 function writerMoved(ctx: ChaosContext, from: string, lbs: readonly string[]): () => Promise<string> {
@@ -165,7 +171,7 @@ async function answers(ctx: ChaosContext, address: string): Promise<boolean> {
 function hostDown(ctx: ChaosContext, host: string, expectProcesses: boolean): () => Promise<string> {
   return async () => {
     // Killed processes linger a moment (this machine's init reaps late): count the live ones, give them 5 s.
-    const live = async () => (await hostPids(ctx.lab.name, host)).filter((p) => isAlive(p)).length;
+    const live = async () => (await hostPids(labOf(ctx).name, host)).filter((p) => isAlive(p)).length;
     const left = expectProcesses
       ? await live()
       : ((await within(5000, async () => ((await live()) === 0 ? 0 : undefined))) ?? (await live()));
@@ -231,8 +237,8 @@ export function lastScaleOperation(lab: string): ScaleOperation | undefined {
  * written into the inventory's [control] and [network] groups, then `stackha scale add`.
  */
 async function addHost(ctx: ChaosContext): Promise<ScaleReport> {
-  const spare = ctx.lab.hosts.find((h) => !ctx.dep.hosts.some((d) => d.name === h.name));
-  const rec = spare ?? (await labAddHost(ctx.lab.name)).host;
+  const spare = labOf(ctx).hosts.find((h) => !ctx.dep.hosts.some((d) => d.name === h.name));
+  const rec = spare ?? (await labAddHost(labOf(ctx).name)).host;
   const path = join(ctx.dep.configDir, CONFIG_FILES.multinode);
   const text = readFileSync(path, 'utf8');
   const next = addHostToMultinode(text, rec.name, rec.address);
@@ -252,14 +258,14 @@ function hostToRemove(ctx: ChaosContext): string {
 }
 
 const recordOperation = (ctx: ChaosContext, op: ScaleOperation): string => {
-  lastOperations.set(ctx.lab.name, op);
+  lastOperations.set(ctx.name, op);
   return `${op.operation}${op.host ? ` ${op.host}` : ''} in ${op.seconds.toFixed(1)} s`;
 };
 
 /** Observes the deployment's membership after a scale operation: the Galera cluster size and the RabbitMQ nodes. */
 function membershipIs(ctx: ChaosContext): () => Promise<string> {
   return async () => {
-    const s = await clusterStatus(ctx.dep);
+    const s = await clusterStatus(ctx.dep, ctx.conn);
     const want = hostsFor(ctx.dep, 'mariadb').length;
     const sizes = [...new Set(galeraNodesOf(s).map((g) => g.clusterSize))];
     const rabbit = [...new Set(rabbitNodesOf(s).flatMap((r) => r.runningNodes))].sort();
@@ -290,6 +296,7 @@ async function daemonPids(ctx: ChaosContext, names: readonly string[]): Promise<
 export const SCALE_SCENARIOS: readonly Scenario[] = [
   {
     name: 'scale-add-under-load',
+    needsLab: 'spare host',
     description:
       'a host joins every cluster under load (`stackha scale add`), the others’ peer lists updated',
     holdMs: 1000,
@@ -308,6 +315,7 @@ export const SCALE_SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'scale-remove-under-load',
+    needsLab: 'spare host',
     description:
       'the last host leaves every cluster under load (`stackha scale remove`); a 3-host deployment first grows by one',
     holdMs: 1000,
@@ -431,6 +439,7 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
   novaServiceDies('nova-scheduler'),
   {
     name: 'storage-host-crash',
+    needsLab: 'crash',
     description:
       'a Swift storage host not holding the VIP loses power while objects are written; after power-on every acknowledged object reads back and replication restores every replica (timed)',
     requires: ['swift-storage', 'swift-proxy'],
@@ -444,14 +453,14 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
       const victim = hostsFor(ctx.dep, 'swift-storage').find((h) => h.name !== holder);
       if (!victim) throw new Error('no storage host apart from the VIP holder');
       const at = Date.now();
-      await crashHost(ctx.lab, victim.name);
-      crashed.set(ctx.lab.name, victim.name);
+      await crashHost(labOf(ctx), victim.name);
+      crashed.set(ctx.name, victim.name);
       return { target: `host ${victim.name}`, at, observe: observeAll(hostDown(ctx, victim.name, false)) };
     },
     heal: async (ctx) => {
-      const host = crashed.get(ctx.lab.name);
-      if (host) await powerOnHost(ctx.lab, host);
-      crashed.delete(ctx.lab.name);
+      const host = crashed.get(ctx.name);
+      if (host) await powerOnHost(labOf(ctx), host);
+      crashed.delete(ctx.name);
       await ctx.redeploy();
     },
   },
@@ -522,12 +531,13 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'vip-holder-host-crash',
+    needsLab: 'crash',
     description: 'the VIP holder loses power: every process killed, link down; powered on and redeployed',
     inject: async (ctx) => {
       const holder = await vipHolder(ctx);
       const at = Date.now();
-      await crashHost(ctx.lab, holder);
-      crashed.set(ctx.lab.name, holder);
+      await crashHost(labOf(ctx), holder);
+      crashed.set(ctx.name, holder);
       return {
         target: `host ${holder}`,
         at,
@@ -535,22 +545,23 @@ export const SCENARIOS: readonly Scenario[] = [
       };
     },
     heal: async (ctx) => {
-      const host = crashed.get(ctx.lab.name);
-      if (host) await powerOnHost(ctx.lab, host);
-      crashed.delete(ctx.lab.name);
+      const host = crashed.get(ctx.name);
+      if (host) await powerOnHost(labOf(ctx), host);
+      crashed.delete(ctx.name);
       await ctx.redeploy();
     },
   },
   {
     name: 'host-partition',
+    needsLab: 'partition',
     description: 'the VIP holder is cut off the network for 30 s, then returns',
     holdMs: 30_000,
     queueKinds: true,
     inject: async (ctx) => {
       const holder = await vipHolder(ctx);
       const at = Date.now();
-      await setLink(ctx.lab, holder, false);
-      crashed.set(ctx.lab.name, holder);
+      await setLink(labOf(ctx), holder, false);
+      crashed.set(ctx.name, holder);
       return {
         target: `host ${holder} cut off`,
         at,
@@ -558,9 +569,9 @@ export const SCENARIOS: readonly Scenario[] = [
       };
     },
     heal: async (ctx) => {
-      const host = crashed.get(ctx.lab.name);
-      if (host) await setLink(ctx.lab, host, true);
-      crashed.delete(ctx.lab.name);
+      const host = crashed.get(ctx.name);
+      if (host) await setLink(labOf(ctx), host, true);
+      crashed.delete(ctx.name);
       // pause_minority resumes the cut-off RabbitMQ node by itself; deploy restarts anything that died meanwhile.
       await sleep(5000);
       await ctx.redeploy();

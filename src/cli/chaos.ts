@@ -9,19 +9,23 @@ import {
   violations,
 } from '../chaos/report.js';
 import {
+  type ChaosContext,
   DEFAULT_RUN,
   QUEUE_KINDS,
   type QueueKind,
   type RunOptions,
   type ScenarioResult,
   chaosContext,
+  connectedChaosContext,
+  labRefusal,
   queueKindOf,
   runScenario,
   withQueues,
 } from '../chaos/run.js';
 import { SCENARIOS, scenarioByName } from '../chaos/scenarios.js';
 import { deploy } from '../deploy/deploy.js';
-import type { LabState } from '../lab/lab.js';
+import type { Connection } from '../hosts/connect.js';
+import { LocalHost } from '../hosts/local.js';
 import type { Deployment, ProfileName } from '../model.js';
 import { hostsFor } from '../topology.js';
 import { withProfile } from '../tuning.js';
@@ -80,7 +84,7 @@ export interface Plan {
  * of each, ...), a scenario that does not exercise queues only with the first queue kind. The report is saved after
  * every run, so a plan that is interrupted or throws still leaves what it measured.
  */
-async function runPlan(base: Deployment, state: LabState, plan: Plan, reportPath: string) {
+async function runPlan(base: Deployment, target: Target, plan: Plan, reportPath: string) {
   const results: ScenarioResult[] = [];
   for (const profile of plan.profiles) {
     for (const [qi, queues] of plan.queues.entries()) {
@@ -88,8 +92,8 @@ async function runPlan(base: Deployment, state: LabState, plan: Plan, reportPath
       if (names.length === 0) continue;
       const dep = withQueues(withProfile(base, profile), queues);
       log(`deploying the ${profile} profile with ${queues} queues`);
-      await deploy(dep, { renderer: 'silent' });
-      const ctx = chaosContext(dep, state, log);
+      await target.deploy(dep);
+      const ctx = target.context(dep);
       for (let trial = 1; trial <= plan.trials; trial++) {
         for (const name of names) {
           const scenario = scenarioByName(name);
@@ -112,14 +116,74 @@ async function runPlan(base: Deployment, state: LabState, plan: Plan, reportPath
   return results;
 }
 
-function expand(names: readonly string[], dep: Deployment): string[] {
-  // `all` is every scenario whose services this deployment runs.
+/**
+ * The scenarios to run: `all` is every scenario whose services this deployment runs (and, without a lab, that needs
+ * none); a scenario named that needs a lab the deployment is not in is refused, every such one at once.
+ */
+export function expand(names: readonly string[], dep: Deployment, inLab: boolean): string[] {
   if (names.length === 0 || names.includes('all'))
-    return SCENARIOS.filter((s) => (s.requires ?? []).every((r) => hostsFor(dep, r).length > 0)).map(
-      (s) => s.name,
-    );
-  for (const n of names) scenarioByName(n);
+    return SCENARIOS.filter(
+      (s) =>
+        (s.requires ?? []).every((r) => hostsFor(dep, r).length > 0) && labRefusal(s, inLab) === undefined,
+    ).map((s) => s.name);
+  const refused = names.map((n) => labRefusal(scenarioByName(n), inLab)).filter((r) => r !== undefined);
+  if (refused.length > 0) throw new Error(refused.join('\n'));
   return [...names];
+}
+
+/** Where a plan runs: how it deploys a profile and builds the context its scenarios act on. */
+interface Target {
+  deploy(dep: Deployment): Promise<void>;
+  context(dep: Deployment): ChaosContext;
+  close(): void;
+}
+
+/** The hosts over SSH in an inventory (those a lab namespace does not stand for). */
+const sshHosts = (dep: Deployment): string[] =>
+  dep.hosts.filter((h) => h.connection.kind !== 'lab').map((h) => h.name);
+
+/**
+ * The lab's client namespace for a lab inventory; over SSH, the machine stackha runs on (`--client local`), which
+ * must reach the VIP and every host's address and have node and the mariadb client.
+ */
+export function clientChoice(client: string | undefined, sshHostNames: readonly string[]): 'lab' | 'local' {
+  if (client !== undefined && client !== 'lab' && client !== 'local')
+    throw new Error("--client: lab (the lab's client namespace) or local (this machine)");
+  if (sshHostNames.length === 0) {
+    if (client === 'local')
+      throw new Error(
+        "--client local: this inventory is a lab; its load runs in the lab's client namespace (nothing of a lab is contacted from outside it)",
+      );
+    return 'lab';
+  }
+  if (client !== 'local')
+    throw new Error(
+      `${sshHostNames.join(', ')} ${sshHostNames.length === 1 ? 'is' : 'are'} reached over SSH: the load needs a client that reaches the VIP; ` +
+        '--client local runs it on this machine',
+    );
+  return 'local';
+}
+
+async function targetFor(cli: CliContext, dep: Deployment, client: string | undefined): Promise<Target> {
+  if (clientChoice(client, sshHosts(dep)) === 'lab') {
+    const state = cli.requireLab();
+    return {
+      deploy: async (d) => {
+        await deploy(d, { renderer: 'silent' });
+      },
+      context: (d) => chaosContext(d, state, log),
+      close: () => {},
+    };
+  }
+  const conn: Connection = await cli.connect(dep);
+  const local = new LocalHost();
+  return {
+    deploy: async (d) => {
+      await deploy(d, { renderer: 'silent', connection: conn });
+    },
+    context: (d) => connectedChaosContext(d, conn, local, log),
+    close: () => conn.close?.(),
+  };
 }
 
 function parseQueues(v: string | undefined, dep: Deployment): QueueKind[] {
@@ -146,14 +210,16 @@ function runOptions(o: { hold?: string }): RunOptions {
 const defaultReport = () => join('reports', `chaos-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 
 export function registerChaos(program: Command, cli: CliContext): void {
-  const chaos = program.command('chaos').description('failure scenarios under load, measured (lab only)');
+  const chaos = program
+    .command('chaos')
+    .description('failure scenarios under load, measured (a lab, or hosts over SSH with --client local)');
   chaos
     .command('list')
     .description('the scenarios')
     .action(() => {
       for (const s of SCENARIOS)
         console.log(
-          `${s.name.padEnd(26)} ${s.description}${s.queueKinds ? ' [quorum and mirrored queues]' : ''}`,
+          `${s.name.padEnd(26)} ${s.description}${s.queueKinds ? ' [quorum and mirrored queues]' : ''}${s.needsLab ? ' [lab only]' : ''}`,
         );
     });
   const common = (c: Command) =>
@@ -164,7 +230,11 @@ export function registerChaos(program: Command, cli: CliContext): void {
         'queue kinds for the RabbitMQ scenarios: quorum, mirrored, both (default) or deployed',
       )
       .option('--hold <seconds>', 'how long each fault stays before healing')
-      .option('--json <file>', 'report path (default reports/chaos-<time>.json)');
+      .option('--json <file>', 'report path (default reports/chaos-<time>.json)')
+      .option(
+        '--client <where>',
+        "where the load runs: lab (the lab's client namespace; default) or local (this machine: for hosts over SSH)",
+      );
   common(
     chaos
       .command('run [names...]')
@@ -173,59 +243,68 @@ export function registerChaos(program: Command, cli: CliContext): void {
   ).action(
     async (
       names: string[],
-      o: { profile?: string; trials: string; queues?: string; hold?: string; json?: string },
+      o: {
+        profile?: string;
+        trials: string;
+        queues?: string;
+        hold?: string;
+        json?: string;
+        client?: string;
+      },
     ) => {
       const dep = cli.deployment();
       if (o.profile !== undefined && o.profile !== 'stackha' && o.profile !== 'kolla')
         throw new Error('--profile: stackha or kolla');
       const profile = (o.profile as ProfileName | undefined) ?? dep.tuning.profile;
-      await runAndRestore(
-        dep,
-        cli.requireLab(),
-        {
-          profiles: [profile],
-          queues: parseQueues(o.queues, dep),
-          names: expand(names, dep),
-          trials: positive(o.trials, '--trials', 1),
-          opts: runOptions(o),
-        },
-        o.json,
-      );
+      const inLab = clientChoice(o.client, sshHosts(dep)) === 'lab';
+      const plan = {
+        profiles: [profile],
+        queues: parseQueues(o.queues, dep),
+        names: expand(names, dep, inLab),
+        trials: positive(o.trials, '--trials', 1),
+        opts: runOptions(o),
+      };
+      await runAndRestore(dep, await targetFor(cli, dep, o.client), plan, o.json);
     },
   );
   common(
     chaos
       .command('compare [names...]')
       .description('run scenarios with the stackha profile, then the kolla profile, in one report'),
-  ).action(async (names: string[], o: { trials: string; queues?: string; hold?: string; json?: string }) => {
-    const dep = cli.deployment();
-    await runAndRestore(
-      dep,
-      cli.requireLab(),
-      {
-        profiles: ['stackha', 'kolla'],
+  ).action(
+    async (
+      names: string[],
+      o: { trials: string; queues?: string; hold?: string; json?: string; client?: string },
+    ) => {
+      const dep = cli.deployment();
+      const inLab = clientChoice(o.client, sshHosts(dep)) === 'lab';
+      const plan = {
+        profiles: ['stackha', 'kolla'] as const,
         queues: parseQueues(o.queues, dep),
-        names: expand(names, dep),
+        names: expand(names, dep, inLab),
         trials: positive(o.trials, '--trials', 1),
         opts: runOptions(o),
-      },
-      o.json,
-    );
-  });
+      };
+      await runAndRestore(dep, await targetFor(cli, dep, o.client), plan, o.json);
+    },
+  );
 }
 
 /** Runs the plan, then deploys the profile and queues the inventory says again, whatever happened. */
-async function runAndRestore(base: Deployment, state: LabState, plan: Plan, json?: string): Promise<void> {
+async function runAndRestore(base: Deployment, target: Target, plan: Plan, json?: string): Promise<void> {
   const path = json ?? defaultReport();
   let results: ScenarioResult[] = [];
   try {
-    results = await runPlan(base, state, plan, path);
+    results = await runPlan(base, target, plan, path);
   } finally {
     const found = `${base.tuning.profile} profile with ${queueKindOf(base)} queues`;
     log(`restoring the ${found}`);
-    await deploy(base, { renderer: 'silent' }).catch((err: unknown) =>
-      log(`could not restore the ${found}: ${err instanceof Error ? err.message : String(err)}`),
-    );
+    await target
+      .deploy(base)
+      .catch((err: unknown) =>
+        log(`could not restore the ${found}: ${err instanceof Error ? err.message : String(err)}`),
+      );
+    target.close();
   }
   saveChaosReport(results, path);
   console.log(

@@ -10,6 +10,9 @@ import { labDown } from '../../src/lab/lab.js';
 import { type TestLab, createTestLab, saveReport } from './harness.js';
 
 const OUTAGE_BOUND_MS = 60_000;
+// Overridable, so that this suite can run beside another lab (its own name and subnet).
+const LAB = process.env.STACKHA_CHAOS_TEST_LAB || 'tchaos';
+const SUBNET = process.env.STACKHA_CHAOS_TEST_SUBNET || '198.18.10.0/24';
 const results: ScenarioResult[] = [];
 let lab: TestLab;
 
@@ -53,7 +56,7 @@ function expectObserved(r: ScenarioResult, ...patterns: RegExp[]): void {
 
 describe('failure scenarios under load on a 3-host lab', () => {
   beforeAll(async () => {
-    lab = await createTestLab({ name: 'tchaos', subnet: '198.18.10.0/24' });
+    lab = await createTestLab({ name: LAB, subnet: SUBNET });
     const r = await lab.cli(['deploy']);
     if (r.code !== 0) throw new Error(`deploy failed:\n${r.stdout}\n${r.stderr}`);
   }, 600_000);
@@ -63,7 +66,7 @@ describe('failure scenarios under load on a 3-host lab', () => {
       saveReport('chaos-lab', { results, table: formatOutageTable(results) });
       console.log(formatOutageTable(results));
     }
-    await labDown('tchaos', { purge: true });
+    await labDown(LAB, { purge: true });
   }, 120_000);
 
   it('survives the Galera writer being killed', async () => {

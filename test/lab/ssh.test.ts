@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ScenarioResult } from '../../src/chaos/run.js';
 import { isAlive } from '../../src/hosts/proc.js';
 import { hostNamespaces, labDown } from '../../src/lab/lab.js';
 import type { SmokeReport } from '../../src/lab/ssh-smoke.js';
@@ -23,6 +24,7 @@ const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 const figures: Record<string, number | string> = {};
 let lab: TestLab;
 let report: SmokeReport;
+let chaos: ScenarioResult | undefined;
 let deployedOverSsh = false;
 const markers = new Map<string, string>();
 
@@ -58,7 +60,7 @@ describe('SSH hosts over real sshd in a 3-host lab', () => {
   }, 120_000);
 
   afterAll(async () => {
-    saveReport('lab-ssh', { figures, report });
+    saveReport('lab-ssh', { figures, report, chaos });
     console.log('figures', figures);
     // Always, even when a test failed.
     await labDown(LAB, { purge: true });
@@ -276,6 +278,93 @@ describe('SSH hosts over real sshd in a 3-host lab', () => {
     expect(recover.stdout).toMatch(/all 3 nodes Synced/);
     const status = await stackha(['status'], 120_000);
     expect(status.code, status.stdout).toBe(0);
+  }, 900_000);
+
+  it('runs a chaos scenario over SSH from the deployer (--client local): the Galera writer killed under load, nothing acknowledged lost, whole after', async () => {
+    expect(deployedOverSsh).toBe(true);
+    const stackha = (args: readonly string[], timeoutMs = 600_000) =>
+      lab.client.exec([process.execPath, CLI, '--config-dir', `/etc/stackha/${LAB}`, ...args], { timeoutMs });
+    // A scenario that needs the lab's own levers is refused over SSH, before anything runs.
+    const refused = await stackha([
+      'chaos',
+      'run',
+      'vip-holder-host-crash',
+      'host-partition',
+      '--client',
+      'local',
+    ]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/vip-holder-host-crash runs only in a lab: it crashes a host/);
+    expect(refused.stderr).toMatch(/host-partition runs only in a lab: it cuts a host's network link/);
+    const noClient = await stackha(['chaos', 'run', 'galera-writer-dies']);
+    expect(noClient.code).not.toBe(0);
+    expect(noClient.stderr).toMatch(/reached over SSH.*--client local/);
+    const pidsBefore = new Map<string, number | undefined>();
+    for (const h of lab.state.hosts) pidsBefore.set(h.name, await lab.host(h.name).daemonPid('mariadb'));
+    // The report is written in the deployer's own filesystem (the client namespace's view).
+    const reportPath = '/var/lib/stackha/chaos-ssh/report.json';
+    const t0 = Date.now();
+    const run = await stackha(
+      [
+        'chaos',
+        'run',
+        'galera-writer-dies',
+        '--client',
+        'local',
+        '--queues',
+        'deployed',
+        '--hold',
+        '8',
+        '--json',
+        reportPath,
+      ],
+      900_000,
+    );
+    figures.sshChaosSeconds = (Date.now() - t0) / 1000;
+    const text = await lab.client.readFile(reportPath);
+    expect(text, `${run.stdout}\n${run.stderr}`).toBeDefined();
+    const results = (JSON.parse(text ?? '{}') as { results: ScenarioResult[] }).results;
+    expect(results).toHaveLength(1);
+    const r = results[0] as ScenarioResult;
+    chaos = r;
+    figures.sshChaosRecoveredSeconds = r.recoveredSeconds ?? 'not whole';
+    for (const w of r.workloads) {
+      figures[`sshChaos_${w.workload}_faultGapMs`] = w.faultGapMs;
+      figures[`sshChaos_${w.workload}_steadyGapMs`] = w.steadyGapMs;
+    }
+    figures.sshChaosSqlAcknowledged = r.sql.acknowledged;
+    figures.sshChaosAmqpConfirmed = r.amqp.confirmed;
+    expect(r.error, r.error).toBeUndefined();
+    expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+    // The fault was real and seen: the writer's mariadbd gone (through its host, over SSH), the writes moved.
+    expect(r.evidence.filter((e) => e.startsWith('NOT OBSERVED'))).toEqual([]);
+    const evidence = r.evidence.join('\n');
+    const victim = /mariadb on (ctl\d) gone \(pid (\d+)\)/.exec(evidence);
+    expect(victim, evidence).not.toBeNull();
+    expect(evidence).toMatch(/writes moved from ctl\d to ctl\d/);
+    // The pid the scenario killed was the victim's mariadbd as the lab host recorded it; deploy restarted it (a new one).
+    expect(Number(victim?.[2])).toBe(pidsBefore.get(victim?.[1] ?? ''));
+    const after = await lab.host(victim?.[1] ?? '').daemonPid('mariadb');
+    expect(after).toBeDefined();
+    expect(after).not.toBe(pidsBefore.get(victim?.[1] ?? ''));
+    // Nothing acknowledged lost: every row on every Galera node (each read directly), every confirmed message received.
+    expect(r.sql.acknowledged).toBeGreaterThan(100);
+    expect(r.sql.nodes.map((n) => n.node)).toEqual(['ctl1', 'ctl2', 'ctl3']);
+    for (const n of r.sql.nodes) {
+      expect(n.error, n.node).toBeUndefined();
+      expect(n.lostIds, n.node).toEqual([]);
+      expect(n.present, n.node).toBe(r.sql.acknowledged);
+    }
+    expect(r.amqp.notVerified).toBe(false);
+    expect(r.amqp.confirmed).toBeGreaterThan(100);
+    expect(r.amqp.lost).toBe(0);
+    // Whole after: no problem left, every workload working again.
+    expect(r.problemsAfter).toEqual([]);
+    expect(r.recoveredSeconds).toBeDefined();
+    for (const w of r.workloads) expect(w.recovered, w.workload).toBe(true);
+    // The load generator ran on the deployer and is gone: its record is the client namespace's own.
+    expect(await lab.client.daemonPid('chaos-load')).toBeUndefined();
+    expect(await lab.client.exists('/var/log/stackha/chaos-load.log')).toBe(true);
   }, 900_000);
 
   it('lab down leaves nothing behind', async () => {
