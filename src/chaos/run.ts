@@ -160,6 +160,13 @@ const NEEDS_LAB: Readonly<Record<NonNullable<Scenario['needsLab']>, string>> = {
   'spare host': 'it adds a host from the lab',
 };
 
+/** A host of the connection, by inventory name (both contexts look hosts up this way). */
+function hostOfConnection(conn: Connection, name: string): Host {
+  const h = conn.hosts.get(name);
+  if (!h) throw new Error(`no host ${name}`);
+  return h;
+}
+
 /** Why a scenario cannot run on this deployment (no lab: hosts over SSH), or undefined when it can. */
 export function labRefusal(
   scenario: Pick<Scenario, 'name' | 'needsLab'>,
@@ -270,11 +277,7 @@ export function chaosContext(dep: Deployment, lab: LabState, log: (m: string) =>
     },
     client: labClient(lab),
     log,
-    host: (name) => {
-      const h = conn.hosts.get(name);
-      if (!h) throw new Error(`no host ${name}`);
-      return h;
-    },
+    host: (name) => hostOfConnection(conn, name),
     redeploy: async () => {
       await deploy(current, { renderer: 'silent' });
     },
@@ -306,11 +309,7 @@ export function connectedChaosContext(
     conn,
     client,
     log,
-    host: (name) => {
-      const h = conn.hosts.get(name);
-      if (!h) throw new Error(`no host ${name}`);
-      return h;
-    },
+    host: (name) => hostOfConnection(conn, name),
     redeploy: async () => {
       await deploy(dep, { renderer: 'silent', connection: conn });
     },
