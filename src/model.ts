@@ -126,6 +126,13 @@ export interface Tuning {
   readonly rabbitmq: {
     readonly netTicktimeSec: number;
   };
+  readonly neutron: {
+    /** ha_vrrp_advert_int of every HA router's keepalived (whole seconds: neutron writes VRRPv2). */
+    readonly haVrrpAdvertIntSec: number;
+    /** How often each agent reports to neutron-server, and after how long without a report it counts as dead. */
+    readonly reportIntervalSec: number;
+    readonly agentDownTimeSec: number;
+  };
 }
 
 /**

@@ -83,3 +83,16 @@ export function choiceSetting<const T extends string>(fallback: T, choices: read
     return z.NEVER;
   });
 }
+
+const INTERFACE_NAME = /^[^\s/:]{1,15}$/;
+
+/** A network interface name, as the kernel allows them (1-15 characters, no spaces, "/" or ":"). */
+export function interfaceSetting(fallback: string) {
+  const rule = 'must be a network interface name (1-15 characters, no spaces, "/" or ":")';
+  return z.unknown().transform((v, ctx): string => {
+    if (v === undefined) return fallback;
+    if (typeof v === 'string' && INTERFACE_NAME.test(v) && v !== '.' && v !== '..') return v;
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: rule });
+    return z.NEVER;
+  });
+}

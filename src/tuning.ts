@@ -62,6 +62,9 @@ const PROFILES: Record<ProfileName, Tuning> = {
       evictDeadNodes: true,
     },
     rabbitmq: { netTicktimeSec: 10 },
+    // A standby router takes over after 3 missed adverts: ~3 s at 1 s. Agents report every 10 s and count as dead
+    // after 30 s (neutron's rule: at least twice the interval), so a dead host's networks are rescheduled sooner.
+    neutron: { haVrrpAdvertIntSec: 1, reportIntervalSec: 10, agentDownTimeSec: 30 },
   },
   // kolla-ansible's defaults, kept selectable so both can be measured in one run.
   kolla: {
@@ -106,6 +109,8 @@ const PROFILES: Record<ProfileName, Tuning> = {
       evictDeadNodes: false,
     },
     rabbitmq: { netTicktimeSec: 60 },
+    // kolla leaves neutron's own defaults.
+    neutron: { haVrrpAdvertIntSec: 2, reportIntervalSec: 30, agentDownTimeSec: 75 },
   },
 };
 

@@ -12,6 +12,12 @@ import { KEEPALIVED } from './keepalived/keepalived.js';
 import { KEYSTONE_SERVICE } from './keystone/keystone.js';
 import { MARIADB } from './mariadb/galera.js';
 import { MEMCACHED } from './memcached/memcached.js';
+import {
+  NEUTRON_DHCP_AGENT,
+  NEUTRON_L3_AGENT,
+  NEUTRON_LINUXBRIDGE_AGENT,
+  NEUTRON_METADATA_AGENT,
+} from './neutron/agents.js';
 import { NEUTRON } from './neutron/neutron.js';
 import { NOVA_COMPUTE } from './nova/compute.js';
 import { NOVA } from './nova/nova.js';
@@ -38,6 +44,10 @@ export const SERVICES: readonly ServiceDeclaration[] = [
   KEYSTONE_SERVICE,
   PLACEMENT,
   NEUTRON,
+  NEUTRON_LINUXBRIDGE_AGENT,
+  NEUTRON_METADATA_AGENT,
+  NEUTRON_DHCP_AGENT,
+  NEUTRON_L3_AGENT,
   NOVA,
   NOVA_COMPUTE,
   SWIFT_STORAGE,

@@ -228,6 +228,23 @@ export class ClusterHost extends FakeHost {
           if (host.daemons.has(binary)) rows.push(`${name}\t${binary}\t0\t0\t0`);
       return ok(rows.join('\n'));
     }
+    // Neutron's agents table: a row for each agent that runs, reporting now; no router or network bound yet.
+    if (cmd === '/usr/bin/mariadb' && input.includes('FROM neutron.agents')) {
+      await super.exec(argv, opts);
+      const rows: string[] = [];
+      for (const [name, host] of this.cluster.hosts)
+        for (const daemon of host.daemons.keys())
+          if (daemon.startsWith('neutron-') && daemon.endsWith('-agent'))
+            rows.push(`${name}\t${daemon}\t0\t1`);
+      return ok(rows.join('\n'));
+    }
+    if (
+      cmd === '/usr/bin/mariadb' &&
+      (input.includes('ha_router_agent_port_bindings') || input.includes('networkdhcpagentbindings'))
+    ) {
+      await super.exec(argv, opts);
+      return ok('');
+    }
     if (cmd === 'ip' && argv[1] === '-o') {
       await super.exec(argv, opts);
       const holder = this.cluster.vipHolder();

@@ -15,6 +15,12 @@ import {
   renderGlanceSwiftConf,
 } from '../../src/services/glance/glance.js';
 import { renderListen } from '../../src/services/haproxy/haproxy.js';
+import {
+  renderDhcpAgentIni,
+  renderL3AgentIni,
+  renderLinuxbridgeAgentIni,
+  renderMetadataAgentIni,
+} from '../../src/services/neutron/agents.js';
 import { renderMl2Conf, renderNeutron, renderNeutronConf } from '../../src/services/neutron/neutron.js';
 import { renderNovaCompute } from '../../src/services/nova/compute.js';
 import { renderNovaComputeConf, renderNovaConf, renderNovaWsgiConf } from '../../src/services/nova/conf.js';
@@ -33,6 +39,7 @@ import { ringProblems, ringRequest } from '../../src/services/swift/rings.js';
 import { renderSwiftStorage, replicationStatus } from '../../src/services/swift/storage.js';
 import type { ServiceUnit } from '../../src/services/types.js';
 import { hostByName, hostsFor } from '../../src/topology.js';
+import { withProfile } from '../../src/tuning.js';
 import { expectGolden } from './golden.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/render');
@@ -129,6 +136,23 @@ describe('golden files: the OpenStack tier', () => {
     expectGolden('neutron/neutron.conf.lab-ctl1', renderNeutronConf(dep, ctl1));
     expectGolden('neutron/ml2_conf.ini.lab-ctl1', renderMl2Conf(ctl1));
     expectGolden('neutron/unit.lab-ctl1.json', manifest(renderNeutron(dep, ctl1)));
+  });
+
+  it('neutron agents', () => {
+    expectGolden('neutron/linuxbridge_agent.ini.lab-ctl1', renderLinuxbridgeAgentIni(dep, ctl1));
+    expectGolden('neutron/l3_agent.ini.lab-ctl1', renderL3AgentIni(dep, ctl1));
+    expectGolden('neutron/l3_agent.ini.kolla.lab-ctl1', renderL3AgentIni(withProfile(dep, 'kolla'), ctl1));
+    expectGolden('neutron/dhcp_agent.ini.lab-ctl1', renderDhcpAgentIni(dep, ctl1));
+    expectGolden('neutron/metadata_agent.ini.lab-ctl1', renderMetadataAgentIni(dep, ctl1));
+    const unit = (name: string) => {
+      const spec = OPENSTACK_SPECS.get(name);
+      if (!spec) throw new Error(`no spec for ${name}`);
+      return manifest(spec.render(dep, ctl1));
+    };
+    expectGolden('neutron/neutron-linuxbridge-agent.unit.lab-ctl1.json', unit('neutron-linuxbridge-agent'));
+    expectGolden('neutron/neutron-dhcp-agent.unit.lab-ctl1.json', unit('neutron-dhcp-agent'));
+    expectGolden('neutron/neutron-l3-agent.unit.lab-ctl1.json', unit('neutron-l3-agent'));
+    expectGolden('neutron/neutron-metadata-agent.unit.lab-ctl1.json', unit('neutron-metadata-agent'));
   });
 
   it('glance', () => {

@@ -69,6 +69,7 @@ Holds the database, RabbitMQ and Keystone passwords: mode 0600, owned by ${USER}
         ['max_l3_agents_per_router', s.max_l3_agents_per_router],
         ['l3_ha_net_cidr', '169.254.192.0/18'],
         ['dhcp_agents_per_network', s.dhcp_agents_per_network],
+        ['agent_down_time', dep.tuning.neutron.agentDownTimeSec],
         ['router_distributed', false],
         ['notify_nova_on_port_status_changes', nova],
         ['notify_nova_on_port_data_changes', nova],
@@ -113,7 +114,7 @@ export function renderNeutron(dep: Deployment, host: HostSpec): OpenstackUnit {
       { path: '/etc/neutron', mode: 0o755 },
       { path: '/etc/neutron/plugins/ml2', mode: 0o755 },
       { path: LOG_DIR, mode: 0o750, owner: USER },
-      { path: STATE, mode: 0o750, owner: USER },
+      { path: STATE, mode: 0o755, owner: USER },
       { path: `${STATE}/tmp`, mode: 0o750, owner: USER },
     ],
     daemons: [
