@@ -108,6 +108,10 @@ export function renderLabInventory(opts: LabInventoryOptions): { multinode: stri
     ),
     "# The lab has no hypervisor: nova-compute runs nova's fake virt driver (servers are records, no VM runs).",
     'enable_nova_fake: true',
+    "# Each host's link to Neutron's provider network (physnet1): a second lab bridge, no address on the hosts. On",
+    `# it, the namespace ${opts.lab}-out stands for the outside (the first address of the lab's external /24; see`,
+    '# docs/openstack.md). Linux bridge agents, not Open vSwitch: this kernel has no OVS datapath.',
+    'neutron_external_interface: "eth1"',
     '',
   ].join('\n');
 

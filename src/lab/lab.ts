@@ -41,6 +41,21 @@ export interface LabState {
   readonly client: LabHostRecord;
 }
 
+/**
+ * The lab's "outside": a second bridge on the switch (Neutron's provider network physnet1) that every host reaches
+ * through eth1, with no address of its own, and one namespace on it standing for the world beyond (first address of
+ * the external /24). It is derived from the lab's subnet: 198.18.N.0/24 gives 198.19.N.0/24 (both in the
+ * benchmarking range 198.18.0.0/15); another subnet has no outside namespace (its hosts still get eth1).
+ */
+export function externalPrefix(prefix: string): string | undefined {
+  const m = /^198\.18\.(\d{1,3})$/.exec(prefix);
+  return m ? `198.19.${m[1]}` : undefined;
+}
+export const outsideNs = (lab: string): string => `${lab}-out`;
+/** The external bridge in the switch namespace, and each host's link to it there. */
+const EXTERNAL_BRIDGE = 'brx';
+const externalVeth = (host: string) => `x${host}`;
+
 /** Every lab's state: lab.json, and each host's overlay layers (hidden inside every host). */
 export const LABS_DIR = '/var/lib/stackha/labs';
 export const labStateDir = (lab: string): string => join(LABS_DIR, lab);
@@ -201,6 +216,25 @@ async function addNode(state: LabState, ns: string, veth: string, address: strin
   await ip('-n', ns, 'link', 'set', 'eth0', 'up');
   // Every haproxy binds the VIP whether or not its host holds it (a sysctl of the network namespace).
   await execOrThrow(['ip', 'netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv4.ip_nonlocal_bind=1'], 'lab');
+  if (ns === clientNs(state.name)) return;
+  // eth1: the host's link to the provider network; the linuxbridge agent enslaves it, so it has no address.
+  const x = externalVeth(veth.slice(1));
+  await ip('-n', sw, 'link', 'add', x, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', ns);
+  await ip('-n', sw, 'link', 'set', x, 'master', EXTERNAL_BRIDGE, 'up');
+  await ip('-n', ns, 'link', 'set', 'eth1', 'up');
+}
+
+/** The outside namespace on the external bridge, at the external /24's first address. */
+async function addOutside(state: LabState, ext: string): Promise<void> {
+  const ns = outsideNs(state.name);
+  if ((await listNamespaces()).includes(ns)) return;
+  const sw = switchNs(state.name);
+  await ip('netns', 'add', ns);
+  await ip('-n', sw, 'link', 'add', 'xout', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+  await ip('-n', sw, 'link', 'set', 'xout', 'master', EXTERNAL_BRIDGE, 'up');
+  await ip('-n', ns, 'link', 'set', 'lo', 'up');
+  await ip('-n', ns, 'addr', 'add', `${ext}.1/24`, 'dev', 'eth0');
+  await ip('-n', ns, 'link', 'set', 'eth0', 'up');
 }
 
 /** A host's mount and UTS namespaces with its layers, kept alive by their namespace files. */
@@ -397,6 +431,31 @@ export async function labUp(opts: { name: string; hostCount: number; subnet: str
     );
     await ip('-n', sw, 'link', 'set', 'br0', 'up');
   }
+  if (!(await linkExists(sw, EXTERNAL_BRIDGE))) {
+    await ip('-n', sw, 'link', 'add', EXTERNAL_BRIDGE, 'type', 'bridge');
+    await ip(
+      '-n',
+      sw,
+      'link',
+      'set',
+      EXTERNAL_BRIDGE,
+      'type',
+      'bridge',
+      'stp_state',
+      '0',
+      'forward_delay',
+      '0',
+    );
+    await ip('-n', sw, 'link', 'set', EXTERNAL_BRIDGE, 'up');
+  }
+  const ext = externalPrefix(prefix);
+  if (ext) {
+    // The same safety net for the outside's addresses (router gateways, floating IPs).
+    const extRoute = await routeFor(ext);
+    if (extRoute && !extRoute.startsWith('blackhole'))
+      throw new Error(`the root namespace already routes ${ext}.0/24 (${extRoute}); choose another --subnet`);
+    if (!extRoute) await ip('route', 'add', 'blackhole', `${ext}.0/24`);
+  }
   // Traversable: daemons drop to their own users (mysql, memcache). Secrets are protected file by file (0600).
   mkdirSync(labStateDir(opts.name), { recursive: true, mode: 0o755 });
   for (const dir of ['/var/lib/stackha', LABS_DIR, labStateDir(opts.name)]) chmodSync(dir, 0o755);
@@ -404,6 +463,7 @@ export async function labUp(opts: { name: string; hostCount: number; subnet: str
   await ensureNsFileDir(opts.name);
   for (const h of state.hosts) await addHost(state, h.name, h.address);
   await addHost(state, CLIENT, state.client.address);
+  if (ext) await addOutside(state, ext);
   writeHostsFiles(state);
   return state;
 }
@@ -555,6 +615,10 @@ export async function labDown(name: string, opts: { purge?: boolean } = {}): Pro
     await destroyHost(name, h);
     if (had) done.push(`host ${h}`);
   }
+  if ((await listNamespaces()).includes(outsideNs(name))) {
+    await execArgv(['ip', 'netns', 'del', outsideNs(name)], { timeoutMs: 10_000 });
+    done.push(`namespace ${outsideNs(name)}`);
+  }
   if ((await listNamespaces()).includes(switchNs(name))) {
     await execArgv(['ip', 'netns', 'del', switchNs(name)], { timeoutMs: 10_000 });
     done.push(`namespace ${switchNs(name)}`);
@@ -570,6 +634,11 @@ export async function labDown(name: string, opts: { purge?: boolean } = {}): Pro
     if (route?.startsWith('blackhole')) {
       await ip('route', 'del', 'blackhole', `${state.prefix}.0/24`);
       done.push(`route blackhole ${state.prefix}.0/24`);
+    }
+    const ext = externalPrefix(state.prefix);
+    if (ext && (await routeFor(ext))?.startsWith('blackhole')) {
+      await ip('route', 'del', 'blackhole', `${ext}.0/24`);
+      done.push(`route blackhole ${ext}.0/24`);
     }
   }
   rmSync(labStateDir(name), { recursive: true, force: true });
@@ -643,7 +712,15 @@ export async function labStatus(name: string): Promise<LabStatus> {
 /** Cuts a host's link on the lab switch (silent drop, like a pulled cable) or restores it. */
 export async function setLink(state: LabState, host: string, up: boolean): Promise<void> {
   labHost(state, host);
-  await ip('-n', switchNs(state.name), 'link', 'set', `v${host}`, up ? 'up' : 'down');
+  const sw = switchNs(state.name);
+  await ip('-n', sw, 'link', 'set', `v${host}`, up ? 'up' : 'down');
+  // The provider network too: a cut-off or powered-off host's router namespaces must not answer there either.
+  if (await linkExists(sw, externalVeth(host)))
+    await ip('-n', sw, 'link', 'set', externalVeth(host), up ? 'up' : 'down');
+}
+
+async function linkExists(ns: string, link: string): Promise<boolean> {
+  return (await execArgv(['ip', '-n', ns, 'link', 'show', link], { timeoutMs: 5000 })).code === 0;
 }
 
 /**
@@ -654,6 +731,15 @@ export async function crashHost(state: LabState, host: string): Promise<number> 
   labHost(state, host);
   await setLink(state, host, false);
   return killHost(state.name, host);
+}
+
+/** The links of a host's network namespace other than the lab's own (lo, eth0, eth1). */
+async function hostMadeLinks(ns: string): Promise<string[]> {
+  const r = await execArgv(['ip', '-n', ns, '-o', 'link', 'show'], { timeoutMs: 5000 });
+  return r.stdout
+    .split('\n')
+    .map((l) => /^\d+: ([^:@\s]+)/.exec(l)?.[1])
+    .filter((n): n is string => n !== undefined && !['lo', 'eth0', 'eth1'].includes(n));
 }
 
 /** Brings a crashed host back as a reboot would: fresh /run, /tmp and /dev/shm, only its own address, link up, no daemons. */
@@ -669,6 +755,9 @@ export async function powerOnHost(state: LabState, host: string): Promise<void> 
     timeoutMs: 30_000,
   });
   const ns = hostNs(state.name, host);
+  // Bridges, VXLAN and tap devices Neutron's agents made live only while the machine runs.
+  for (const link of await hostMadeLinks(ns))
+    await execArgv(['ip', '-n', ns, 'link', 'del', link], { timeoutMs: 5000 });
   await ip('-n', ns, 'addr', 'flush', 'dev', 'eth0');
   await ip('-n', ns, 'addr', 'add', `${h.address}/24`, 'dev', 'eth0');
   await setLink(state, host, true);
