@@ -25,7 +25,9 @@ fi
 BASE=(iproute2 procps curl socat util-linux)
 # The lab's hosts can run OpenSSH's sshd (`stackha lab sshd`, test/lab/ssh.test.ts), with sudo for a non-root user.
 # Without recommends (xauth, ncurses-term...); policy-rc.d below keeps the package from starting an sshd on the machine.
-LAB_BARE=(openssh-server openssh-client sudo)
+# A lab tenant (`stackha lab tenant`, a simulated server's NIC) leases its address with dhclient and probes the
+# outside with ping.
+LAB_BARE=(openssh-server openssh-client sudo isc-dhcp-client iputils-ping)
 mapfile -t SERVICE_PACKAGES < <(node dist/cli/main.js packages --all --recommends)
 # OpenStack's recommended packages are plotting libraries, test tools and (nova-compute-ironic) libguestfs with a
 # kernel image: those services' packages come without them.

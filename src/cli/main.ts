@@ -23,9 +23,11 @@ import {
   subnetPrefix,
 } from '../lab/lab.js';
 import { DEPLOYER_KNOWN_HOSTS, labSshd } from '../lab/sshd.js';
+import { readTenant, startPing, tenantDown, tenantUp } from '../lab/tenant.js';
 import { LockHeld, acquireLock } from '../ops/lock.js';
 import { clusterProblems, clusterStatus, formatStatus } from '../ops/status.js';
 import { debianPackages, deployedServices } from '../services/registry.js';
+import { sleep } from '../util/wait.js';
 import { COMMANDS } from './commands.js';
 import { addGlobalOptions, cliContext } from './common.js';
 
@@ -318,6 +320,61 @@ labCmd
   });
 
 const requireLab = cli.requireLab;
+
+const tenantCmd = labCmd
+  .command('tenant')
+  .description(
+    "a simulated server's network card: a namespace plugged into a Neutron port on a lab host (what os-vif does on a real hypervisor; Nova's fake driver plugs nothing)",
+  );
+tenantCmd
+  .command('up')
+  .description(
+    "make the lab networks and HA router if missing, plug a port (new, or a server's) and lease its address",
+  )
+  .option('--name <name>', 'tenant name', 't1')
+  .option('--host <host>', 'lab host to bind a new port to (the compute host it stands on)')
+  .option(
+    '--port <id>',
+    'plug this existing port (a server booted on simulated compute) instead of a new one',
+  )
+  .action(async (o: { name: string; host?: string; port?: string }) => {
+    const t = await tenantUp(requireLab(), cli.deployment(), {
+      name: o.name,
+      ...(o.host ? { host: o.host } : {}),
+      ...(o.port ? { portId: o.port } : {}),
+    });
+    console.log(
+      `tenant ${t.name} up in ${t.seconds.toFixed(1)} s: namespace ${t.namespace}, port ${t.portId} ACTIVE on ${t.host}, address ${t.leasedIp} by DHCP (port's ${t.fixedIp}); the outside is ${t.outside}`,
+    );
+  });
+tenantCmd
+  .command('probe')
+  .description(
+    'ping the outside from a tenant through the HA router and report sends, replies and the longest gap',
+  )
+  .option('--name <name>', 'tenant name', 't1')
+  .option('--seconds <n>', 'how long', '10')
+  .option('--interval <ms>', 'between pings', '50')
+  .action(async (o: { name: string; seconds: string; interval: string }) => {
+    const state = requireLab();
+    const t = readTenant(state.name, o.name);
+    if (!t) throw new Error(`lab ${state.name} has no tenant ${o.name}: run \`stackha lab tenant up\``);
+    const probe = startPing(state, o.name, t.outside, Number(o.interval));
+    await sleep(Number(o.seconds) * 1000);
+    const r = await probe.stop();
+    console.log(
+      `${t.name} -> ${r.target}: ${r.sent} sent, ${r.replies} replies, ${r.lost} lost, longest gap ${r.longestGapMs} ms`,
+    );
+    if (r.replies === 0) process.exitCode = 1;
+  });
+tenantCmd
+  .command('down')
+  .description('remove a tenant: its namespace, tap and port')
+  .option('--name <name>', 'tenant name', 't1')
+  .action(async (o: { name: string }) => {
+    const done = await tenantDown(requireLab(), cli.deployment(), o.name);
+    console.log(done.length ? `removed ${done.join(', ')}` : `no tenant ${o.name}`);
+  });
 
 const fault = labCmd
   .command('fault')

@@ -613,7 +613,9 @@ export async function labDown(name: string, opts: { purge?: boolean } = {}): Pro
   for (const h of hosts) {
     const had = (await listNamespaces()).includes(h === CLIENT ? clientNs(name) : hostNs(name, h));
     await destroyHost(name, h);
-    if (had) done.push(`host ${h}`);
+    // The outside and tenant namespaces go the same way (their processes by pid, then the namespace).
+    const ours = h === 'out' || h.startsWith('tenant-');
+    if (had) done.push(ours ? `namespace ${name}-${h}` : `host ${h}`);
   }
   if ((await listNamespaces()).includes(outsideNs(name))) {
     await execArgv(['ip', 'netns', 'del', outsideNs(name)], { timeoutMs: 10_000 });

@@ -7,6 +7,7 @@ import { renderLabInventory } from '../../src/inventory/lab-inventory.js';
 import { loadDeployment } from '../../src/inventory/load.js';
 import {
   type LabState,
+  externalPrefix,
   hostPids,
   labClient,
   labConfigDir,
@@ -104,6 +105,11 @@ export async function leftovers(lab: TestLab): Promise<string[]> {
   if (existsSync(`/run/stackha/labs/${lab.name}`)) left.push(`/run/stackha/labs/${lab.name}`);
   const route = await execArgv(['ip', 'route', 'show', `${lab.state.prefix}.0/24`]);
   if (route.stdout.trim()) left.push(`route ${route.stdout.trim()}`);
+  const ext = externalPrefix(lab.state.prefix);
+  if (ext) {
+    const r = await execArgv(['ip', 'route', 'show', `${ext}.0/24`]);
+    if (r.stdout.trim()) left.push(`route ${r.stdout.trim()}`);
+  }
   if (readLabState(lab.name)) left.push('lab state');
   if (existsSync(`/var/lib/stackha/labs/${lab.name}`)) left.push(`/var/lib/stackha/labs/${lab.name}`);
   for (const [pid, startTime] of lab.seenPids) {

@@ -10,7 +10,16 @@ import { formatResults, saveChaosReport, violations } from '../../src/chaos/repo
 import { DEFAULT_RUN, type ScenarioResult, chaosContext, runScenario } from '../../src/chaos/run.js';
 import { OPENSTACK_SCENARIOS, scenarioByName } from '../../src/chaos/scenarios.js';
 import { replicaCounts } from '../../src/chaos/swift-replicas.js';
-import { labConfigDir, labDown, labStatus } from '../../src/lab/lab.js';
+import { crashHost, labConfigDir, labDown, labStatus, powerOnHost } from '../../src/lab/lab.js';
+import {
+  type TenantInfo,
+  activeRouterHost,
+  ensureTenantNetwork,
+  routerStates,
+  startPing,
+  tenantDown,
+  tenantUp,
+} from '../../src/lab/tenant.js';
 import { compareValidate, issueAdminToken, keystoneStatus, validateToken } from '../../src/ops/keystone.js';
 import { clusterProblems, clusterStatus, haproxyOf, statusOf } from '../../src/ops/status.js';
 import type { BenchResult } from '../../src/probes/keystone-load.js';
@@ -532,6 +541,158 @@ describe('the OpenStack API tier on a 3-host lab', () => {
     await lab.cli(['openstack', '--', 'image', 'delete', image.id]);
     await lab.cli(['openstack', '--', 'flavor', 'delete', flavor]);
   }, 300_000);
+
+  // ------------------------------------------------------- Neutron: an HA router, two DHCP agents, a tenant's traffic
+
+  let tenant: TenantInfo | undefined;
+
+  it('a tenant on a Neutron port: ACTIVE, its address by DHCP (two agents serve the network), reaches the outside through the HA router', async () => {
+    const net = await ensureTenantNetwork(lab.state, lab.dep);
+    const active = await activeRouterHost(lab.state, net.routerId);
+    // One instance per L3 agent (max_l3_agents_per_router 3): one active, two standby.
+    const states = await routerStates(lab.state, net.routerId);
+    expect(Object.keys(states).sort()).toEqual(hostNames());
+    expect(Object.values(states).filter((s) => s === 'standby')).toHaveLength(2);
+    // The tenant stands on a host that is not the router's primary: that host's crash is the next test.
+    const host = hostNames().find((h) => h !== active) ?? '';
+    tenant = await tenantUp(lab.state, lab.dep, { name: 't1', host });
+    figures.tenantUpSeconds = tenant.seconds;
+    expect(tenant.host).toBe(host);
+    expect(tenant.leasedIp).toBe(tenant.fixedIp);
+    const agents = await osJson<{ Binary: string; Host: string; Alive: boolean | string }[]>([
+      'network',
+      'agent',
+      'list',
+      '--network',
+      tenant.networkId,
+    ]);
+    const dhcp = agents.filter(
+      (a) => a.Binary === 'neutron-dhcp-agent' && (a.Alive === true || a.Alive === ':-)'),
+    );
+    expect(dhcp.length, JSON.stringify(agents)).toBeGreaterThanOrEqual(2);
+    figures.dhcpAgentsOfTenantNetwork = dhcp.map((a) => a.Host).sort();
+    const probe = startPing(lab.state, 't1', tenant.outside);
+    await sleep(3000);
+    const r = await probe.stop();
+    figures.tenantSteadyPing = r;
+    expect(r.replies, JSON.stringify(r)).toBeGreaterThan(10);
+    const status = await lab.cli(['status', '--json']);
+    expect(status.code, status.stdout).toBe(0);
+  }, 600_000);
+
+  it("the active router's host crashes: the tenant reaches the outside again, a new port still gets its lease, and after healing exactly one instance is active", async () => {
+    const t = tenant;
+    if (!t) throw new Error('no tenant: the test before failed');
+    const from = await activeRouterHost(lab.state, t.routerId);
+    const dhcpHosts = figures.dhcpAgentsOfTenantNetwork as string[];
+    const probe = startPing(lab.state, 't1', t.outside);
+    await sleep(3000);
+    const at = Date.now();
+    await crashHost(lab.state, from);
+    // keepalived in a standby's namespace takes over after three missed adverts.
+    const to = await activeRouterHost(lab.state, t.routerId, { timeoutMs: 60_000, except: from });
+    expect(to).not.toBe(from);
+    await sleep(5000);
+    const ping = await probe.stop(at);
+    figures.routerHostCrash = {
+      from,
+      to,
+      advertSeconds: lab.dep.tuning.neutron.haVrrpAdvertIntSec,
+      tenantOutageSeconds: (ping.faultGapMs ?? Number.NaN) / 1000,
+      firstReplyAfterCrashSeconds: (ping.firstReplyAfterFaultMs ?? Number.NaN) / 1000,
+      sent: ping.sent,
+      lost: ping.lost,
+    };
+    console.log('router host crash', JSON.stringify(figures.routerHostCrash));
+    // The tenant reached the outside again through the new primary.
+    expect(ping.firstReplyAfterFaultMs, JSON.stringify(ping)).toBeDefined();
+    expect(ping.lastReplyAt ?? 0).toBeGreaterThan(at);
+    // A new port on a surviving host gets its lease with one host (maybe one of the network's DHCP agents) down.
+    const t2host = hostNames().find((h) => h !== from && h !== t.host) ?? t.host;
+    let t2: TenantInfo | undefined;
+    for (let attempt = 1; attempt <= 3 && !t2; attempt++) {
+      try {
+        t2 = await tenantUp(lab.state, lab.dep, { name: 't2', host: t2host });
+      } catch (err) {
+        console.log(`tenant t2 attempt ${attempt} (API failing over): ${String(err)}`);
+        if (attempt === 3) throw err;
+        await sleep(10_000);
+      }
+    }
+    expect(t2?.leasedIp).toBe(t2?.fixedIp);
+    figures.leaseWithHostDown = {
+      crashed: from,
+      crashedServedDhcp: dhcpHosts.includes(from),
+      seconds: t2?.seconds,
+    };
+    // Healing: power on, deploy; the old primary's agent comes back as a standby (keepalived nopreempt).
+    await powerOnHost(lab.state, from);
+    const d = await lab.cli(['deploy'], 1_200_000);
+    expect(d.code, d.stdout + d.stderr).toBe(0);
+    await whole();
+    for (let i = 0; i < 3; i++) {
+      const states = await routerStates(lab.state, t.routerId);
+      expect(Object.keys(states).sort(), JSON.stringify(states)).toEqual(hostNames());
+      expect(
+        Object.values(states).filter((s) => s === 'active'),
+        JSON.stringify(states),
+      ).toHaveLength(1);
+      await sleep(2000);
+    }
+    const after = startPing(lab.state, 't1', t.outside);
+    await sleep(2000);
+    expect((await after.stop()).replies).toBeGreaterThan(5);
+    await tenantDown(lab.state, lab.dep, 't2');
+  }, 1_500_000);
+
+  it('a server booted on simulated compute with a port on the tenant network: plugged as os-vif would, its port is ACTIVE', async () => {
+    const t = tenant;
+    if (!t) throw new Error('no tenant: an earlier test failed');
+    const name = `stackha-test-net-${Date.now()}`;
+    expect(
+      (await lab.cli(['openstack', '--', 'flavor', 'create', '--ram', '64', '--disk', '1', name])).code,
+    ).toBe(0);
+    await lab.client.writeFile('/tmp/stackha-test-boot.img', 'a boot image nova fake driver never reads\n');
+    const image = await osJson<{ id: string }>([
+      'image',
+      'create',
+      '--disk-format',
+      'raw',
+      '--container-format',
+      'bare',
+      '--file',
+      '/tmp/stackha-test-boot.img',
+      name,
+    ]);
+    const server = await osJson<{ id: string; status: string }>([
+      'server',
+      'create',
+      '--flavor',
+      name,
+      '--image',
+      image.id,
+      '--nic',
+      `net-id=${t.networkId}`,
+      '--wait',
+      name,
+    ]);
+    expect(server.status).toBe('ACTIVE');
+    const ports = await osJson<{ ID: string; Status: string }[]>(['port', 'list', '--server', server.id]);
+    expect(ports).toHaveLength(1);
+    const portId = ports[0]?.ID ?? '';
+    const srv = await tenantUp(lab.state, lab.dep, { name: 'srv', portId });
+    expect(srv.leasedIp).toBe(srv.fixedIp);
+    const shown = await osJson<{ status: string; binding_host_id: string }>(['port', 'show', portId]);
+    expect(shown.status).toBe('ACTIVE');
+    expect(shown.binding_host_id).toBe(srv.host);
+    const probe = startPing(lab.state, 'srv', t.outside);
+    await sleep(2000);
+    expect((await probe.stop()).replies).toBeGreaterThan(5);
+    await tenantDown(lab.state, lab.dep, 'srv');
+    expect((await lab.cli(['openstack', '--', 'server', 'delete', '--wait', server.id])).code).toBe(0);
+    await lab.cli(['openstack', '--', 'image', 'delete', image.id]);
+    await lab.cli(['openstack', '--', 'flavor', 'delete', name]);
+  }, 600_000);
 
   it('chaos: an OpenStack API backend, a conductor, a scheduler or a storage host dies under load; nothing acknowledged is lost', async () => {
     const ctx = chaosContext(lab.dep, lab.state, (m) => console.log(m));

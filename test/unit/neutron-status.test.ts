@@ -62,6 +62,8 @@ describe('HA routers', () => {
       DOWN,
     );
     expect(s.problems).toEqual([]);
+    // Only the primary is starred: a standby's namespace exists but holds no address.
+    expect(s.lines[1]).toBe('    r1           ctl1 standby, ctl2 active*, ctl3 standby');
     expect(s.routers).toEqual([
       {
         id: R,

@@ -142,10 +142,12 @@ export function routerStatus(
     const seen = hosts.filter((h) => onHosts.get(h)?.get(id) === 'active');
     const orphaned = hosts.filter((h) => onHosts.get(h)?.get(id) === 'orphaned');
     const unasked = hosts.filter((h) => onHosts.get(h) === undefined);
+    const mark = (s: NamespaceState | undefined) =>
+      s === 'active' ? '*' : s === 'orphaned' ? ' (orphaned)' : '';
     const describe = mine
       .map(
         (b) =>
-          `${b.host} ${alive(b) ? b.state : 'unknown (agent dead)'}${onHosts.get(b.host)?.has(id) ? '*' : ''}`,
+          `${b.host} ${alive(b) ? b.state : 'unknown (agent dead)'}${mark(onHosts.get(b.host)?.get(id))}`,
       )
       .join(', ');
     lines.push(`    ${name.padEnd(12)} ${describe}`);
@@ -163,7 +165,10 @@ export function routerStatus(
     if (recorded.length > 1)
       problems.push(`neutron-l3-agent: neutron records router ${name} active on ${recorded.join(' and ')}`);
   }
-  if (ids.length > 0) lines.push("    (* its namespace on that host holds the router's addresses now)");
+  if (ids.length > 0)
+    lines.push(
+      "    (* its namespace on that host holds the router's addresses now, with keepalived running)",
+    );
   return { lines, problems, routers };
 }
 
