@@ -87,6 +87,26 @@ async function osJson<T>(args: readonly string[]): Promise<T> {
   return JSON.parse(r.stdout) as T;
 }
 
+/** A flavor and an image both named `name`, for servers on the fake driver (it never reads the image). */
+async function bootFixture(name: string): Promise<{ id: string }> {
+  expect(
+    (await lab.cli(['openstack', '--', 'flavor', 'create', '--ram', '64', '--disk', '1', name])).code,
+  ).toBe(0);
+  const src = '/tmp/stackha-test-boot.img';
+  await lab.client.writeFile(src, 'a boot image nova fake driver never reads\n');
+  return osJson<{ id: string }>([
+    'image',
+    'create',
+    '--disk-format',
+    'raw',
+    '--container-format',
+    'bare',
+    '--file',
+    src,
+    name,
+  ]);
+}
+
 async function clientMd5(path: string): Promise<string> {
   const r = await lab.client.exec(['md5sum', path], { timeoutMs: 30_000 });
   return r.stdout.split(' ')[0] ?? '';
@@ -500,22 +520,7 @@ describe('the OpenStack API tier on a 3-host lab', () => {
 
   it('a server boots to ACTIVE on a simulated compute host and is deleted', async () => {
     const flavor = `stackha-test-${Date.now()}`;
-    expect(
-      (await lab.cli(['openstack', '--', 'flavor', 'create', '--ram', '64', '--disk', '1', flavor])).code,
-    ).toBe(0);
-    const src = '/tmp/stackha-test-boot.img';
-    await lab.client.writeFile(src, 'a boot image nova fake driver never reads\n');
-    const image = await osJson<{ id: string }>([
-      'image',
-      'create',
-      '--disk-format',
-      'raw',
-      '--container-format',
-      'bare',
-      '--file',
-      src,
-      flavor,
-    ]);
+    const image = await bootFixture(flavor);
     const t0 = Date.now();
     const server = await osJson<{ id: string; status: string; 'OS-EXT-SRV-ATTR:host': string }>([
       '--os-compute-api-version',
@@ -649,21 +654,7 @@ describe('the OpenStack API tier on a 3-host lab', () => {
     const t = tenant;
     if (!t) throw new Error('no tenant: an earlier test failed');
     const name = `stackha-test-net-${Date.now()}`;
-    expect(
-      (await lab.cli(['openstack', '--', 'flavor', 'create', '--ram', '64', '--disk', '1', name])).code,
-    ).toBe(0);
-    await lab.client.writeFile('/tmp/stackha-test-boot.img', 'a boot image nova fake driver never reads\n');
-    const image = await osJson<{ id: string }>([
-      'image',
-      'create',
-      '--disk-format',
-      'raw',
-      '--container-format',
-      'bare',
-      '--file',
-      '/tmp/stackha-test-boot.img',
-      name,
-    ]);
+    const image = await bootFixture(name);
     const server = await osJson<{ id: string; status: string }>([
       'server',
       'create',
