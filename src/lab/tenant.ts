@@ -75,8 +75,43 @@ async function findId(
 }
 
 /**
+ * One resource made if missing. A create can fail at the client (HAProxy's 504 after its server timeout, on a busy
+ * machine) while neutron-server goes on and finishes it, so after a failed create the resource is looked for again
+ * (bounded) before the failure counts; a re-run finds it and does nothing.
+ */
+export async function ensureResource<T>(
+  what: string,
+  find: () => Promise<T | undefined>,
+  create: () => Promise<unknown>,
+  opts: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const found = await find();
+  if (found !== undefined) return found;
+  let failure: unknown;
+  try {
+    await create();
+  } catch (err) {
+    failure = err;
+  }
+  try {
+    return await waitFor(`${what} to exist`, find, {
+      timeoutMs: failure ? (opts.timeoutMs ?? 180_000) : 30_000,
+      intervalMs: opts.intervalMs ?? 3000,
+    });
+  } catch (err) {
+    throw failure instanceof Error ? new Error(`${failure.message} (and ${what} never appeared)`) : err;
+  }
+}
+
+interface RouterShown {
+  readonly external_gateway_info: { readonly network_id?: string } | null | string;
+  readonly interfaces_info: readonly { readonly subnet_id: string }[] | null;
+}
+
+/**
  * The provider network on physnet1 (the lab's external bridge, with the outside namespace at .1), a VXLAN tenant
- * network, and an HA router between them (Neutron makes every router HA: l3_ha). Made once; found by name after.
+ * network, and an HA router between them (Neutron makes every router HA: l3_ha). Each piece is made once, in
+ * small steps (router, then its gateway, then its interface) so that a slow step is found done on a re-run.
  */
 export async function ensureTenantNetwork(
   state: LabState,
@@ -87,10 +122,13 @@ export async function ensureTenantNetwork(
     throw new Error(
       `lab ${state.name}: its subnet ${state.prefix}.0/24 has no external network (198.18.N only)`,
     );
-  let extId = await findId(state, dep, 'network', TENANT_NET.external);
-  if (!extId) {
-    extId = (
-      await osJson<{ id: string }>(state, dep, [
+  const os = <T>(args: readonly string[]) => osJson<T>(state, dep, args);
+  const byName = (kind: string, name: string) => () => findId(state, dep, kind, name);
+  const extId = await ensureResource(
+    `network ${TENANT_NET.external}`,
+    byName('network', TENANT_NET.external),
+    () =>
+      os([
         'network',
         'create',
         '--external',
@@ -99,9 +137,11 @@ export async function ensureTenantNetwork(
         '--provider-physical-network',
         'physnet1',
         TENANT_NET.external,
-      ])
-    ).id;
-    await osJson(state, dep, [
+      ]),
+  );
+  const extSubnet = `${TENANT_NET.external}-v4`;
+  await ensureResource(`subnet ${extSubnet}`, byName('subnet', extSubnet), () =>
+    os([
       'subnet',
       'create',
       '--network',
@@ -113,42 +153,41 @@ export async function ensureTenantNetwork(
       '--allocation-pool',
       `start=${ext}.10,end=${ext}.200`,
       '--no-dhcp',
-      `${TENANT_NET.external}-v4`,
-    ]);
-  }
-  let netId = await findId(state, dep, 'network', TENANT_NET.network);
-  if (!netId) {
-    netId = (await osJson<{ id: string }>(state, dep, ['network', 'create', TENANT_NET.network])).id;
-    await osJson(state, dep, [
-      'subnet',
-      'create',
-      '--network',
-      netId,
-      '--subnet-range',
-      TENANT_NET.cidr,
-      TENANT_NET.subnet,
-    ]);
-  }
-  let routerId = await findId(state, dep, 'router', TENANT_NET.router);
-  if (!routerId) {
-    routerId = (
-      await osJson<{ id: string }>(state, dep, [
-        'router',
-        'create',
-        '--external-gateway',
-        extId,
-        TENANT_NET.router,
-      ])
-    ).id;
-    const r = await runOpenstack(labClient(state), dep, [
-      'router',
-      'add',
-      'subnet',
-      routerId,
-      TENANT_NET.subnet,
-    ]);
-    if (r.code !== 0) throw new Error(`openstack router add subnet failed: ${r.stderr.trim()}`);
-  }
+      extSubnet,
+    ]),
+  );
+  const netId = await ensureResource(
+    `network ${TENANT_NET.network}`,
+    byName('network', TENANT_NET.network),
+    () => os(['network', 'create', TENANT_NET.network]),
+  );
+  const subnetId = await ensureResource(
+    `subnet ${TENANT_NET.subnet}`,
+    byName('subnet', TENANT_NET.subnet),
+    () => os(['subnet', 'create', '--network', netId, '--subnet-range', TENANT_NET.cidr, TENANT_NET.subnet]),
+  );
+  const routerId = await ensureResource(
+    `router ${TENANT_NET.router}`,
+    byName('router', TENANT_NET.router),
+    () => os(['router', 'create', TENANT_NET.router]),
+  );
+  const shown = () => os<RouterShown>(['router', 'show', routerId]);
+  await ensureResource(
+    `the gateway of router ${TENANT_NET.router}`,
+    async () => {
+      const g = (await shown()).external_gateway_info;
+      return typeof g === 'object' && g?.network_id === extId ? true : undefined;
+    },
+    () => os(['router', 'set', '--external-gateway', extId, routerId]),
+  );
+  await ensureResource(
+    `the interface of router ${TENANT_NET.router} on ${TENANT_NET.subnet}`,
+    async () => ((await shown()).interfaces_info ?? []).some((i) => i.subnet_id === subnetId) || undefined,
+    async () => {
+      const r = await runOpenstack(labClient(state), dep, ['router', 'add', 'subnet', routerId, subnetId]);
+      if (r.code !== 0) throw new Error(`openstack router add subnet failed: ${r.stderr.trim()}`);
+    },
+  );
   return { networkId: netId, routerId, outside: `${ext}.1` };
 }
 
@@ -215,25 +254,29 @@ export async function tenantUp(
     throw new Error(`tenant name ${opts.name}: 1 to 8 lowercase letters or digits`);
   const net = await ensureTenantNetwork(state, dep);
   const portName = `stackha-${state.name}-${opts.name}`;
-  let portId = opts.portId ?? (await findId(state, dep, 'port', portName));
+  let portId = opts.portId;
   if (!portId) {
-    if (!opts.host) throw new Error('tenant up: give the host to bind the new port to');
-    labHost(state, opts.host);
-    portId = (
-      await osJson<{ id: string }>(state, dep, [
-        'port',
-        'create',
-        '--network',
-        net.networkId,
-        '--host',
-        opts.host,
-        '--device-owner',
-        'compute:lab',
-        '--device',
-        `lab-${state.name}-${opts.name}`,
-        portName,
-      ])
-    ).id;
+    const bound = opts.host;
+    if (!bound) throw new Error('tenant up: give the host to bind the new port to');
+    labHost(state, bound);
+    portId = await ensureResource(
+      `port ${portName}`,
+      () => findId(state, dep, 'port', portName),
+      () =>
+        osJson(state, dep, [
+          'port',
+          'create',
+          '--network',
+          net.networkId,
+          '--host',
+          bound,
+          '--device-owner',
+          'compute:lab',
+          '--device',
+          `lab-${state.name}-${opts.name}`,
+          portName,
+        ]),
+    );
   }
   const port = await osJson<{
     id: string;

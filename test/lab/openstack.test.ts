@@ -551,39 +551,67 @@ describe('the OpenStack API tier on a 3-host lab', () => {
 
   let tenant: TenantInfo | undefined;
 
-  it('a tenant on a Neutron port: ACTIVE, its address by DHCP (two agents serve the network), reaches the outside through the HA router', async () => {
-    const net = await ensureTenantNetwork(lab.state, lab.dep);
-    const active = await activeRouterHost(lab.state, net.routerId);
-    // One instance per L3 agent (max_l3_agents_per_router 3): one active, two standby.
-    const states = await routerStates(lab.state, net.routerId);
-    expect(Object.keys(states).sort()).toEqual(hostNames());
-    expect(Object.values(states).filter((s) => s === 'standby')).toHaveLength(2);
-    // The tenant stands on a host that is not the router's primary: that host's crash is the next test.
-    const host = hostNames().find((h) => h !== active) ?? '';
-    tenant = await tenantUp(lab.state, lab.dep, { name: 't1', host });
-    figures.tenantUpSeconds = tenant.seconds;
-    expect(tenant.host).toBe(host);
-    expect(tenant.leasedIp).toBe(tenant.fixedIp);
-    const agents = await osJson<{ Binary: string; Host: string; Alive: boolean | string }[]>([
-      'network',
-      'agent',
-      'list',
-      '--network',
-      tenant.networkId,
-    ]);
-    const dhcp = agents.filter(
-      (a) => a.Binary === 'neutron-dhcp-agent' && (a.Alive === true || a.Alive === ':-)'),
-    );
-    expect(dhcp.length, JSON.stringify(agents)).toBeGreaterThanOrEqual(2);
-    figures.dhcpAgentsOfTenantNetwork = dhcp.map((a) => a.Host).sort();
-    const probe = startPing(lab.state, 't1', tenant.outside);
-    await sleep(3000);
-    const r = await probe.stop();
-    figures.tenantSteadyPing = r;
-    expect(r.replies, JSON.stringify(r)).toBeGreaterThan(10);
-    const status = await lab.cli(['status', '--json']);
-    expect(status.code, status.stdout).toBe(0);
-  }, 600_000);
+  /** On a Neutron test's failure: each host's neutron-server errors and slow router calls, and L3 agent errors. */
+  async function withNeutronLogs(body: () => Promise<void>): Promise<void> {
+    try {
+      await body();
+    } catch (err) {
+      for (const h of hostNames()) {
+        const r = await lab
+          .host(h)
+          .exec(
+            [
+              'sh',
+              '-c',
+              'grep -hE "ERROR|Traceback|/v2.0/routers|/v2.0/ports" /var/log/neutron/neutron-server.log | grep -v GET | tail -20; grep -hE "ERROR|Traceback" /var/log/neutron/neutron-l3-agent.log | tail -8',
+            ],
+            { timeoutMs: 15_000 },
+          )
+          .catch((e: unknown) => ({ stdout: String(e) }));
+        console.log(`neutron logs on ${h}:\n${r.stdout}`);
+      }
+      throw err;
+    }
+  }
+
+  it(
+    'a tenant on a Neutron port: ACTIVE, its address by DHCP (two agents serve the network), reaches the outside through the HA router',
+    () =>
+      withNeutronLogs(async () => {
+        const net = await ensureTenantNetwork(lab.state, lab.dep);
+        const active = await activeRouterHost(lab.state, net.routerId);
+        // One instance per L3 agent (max_l3_agents_per_router 3): one active, two standby.
+        const states = await routerStates(lab.state, net.routerId);
+        expect(Object.keys(states).sort()).toEqual(hostNames());
+        expect(Object.values(states).filter((s) => s === 'standby')).toHaveLength(2);
+        // The tenant stands on a host that is not the router's primary: that host's crash is the next test.
+        const host = hostNames().find((h) => h !== active) ?? '';
+        tenant = await tenantUp(lab.state, lab.dep, { name: 't1', host });
+        figures.tenantUpSeconds = tenant.seconds;
+        expect(tenant.host).toBe(host);
+        expect(tenant.leasedIp).toBe(tenant.fixedIp);
+        const agents = await osJson<{ Binary: string; Host: string; Alive: boolean | string }[]>([
+          'network',
+          'agent',
+          'list',
+          '--network',
+          tenant.networkId,
+        ]);
+        const dhcp = agents.filter(
+          (a) => a.Binary === 'neutron-dhcp-agent' && (a.Alive === true || a.Alive === ':-)'),
+        );
+        expect(dhcp.length, JSON.stringify(agents)).toBeGreaterThanOrEqual(2);
+        figures.dhcpAgentsOfTenantNetwork = dhcp.map((a) => a.Host).sort();
+        const probe = startPing(lab.state, 't1', tenant.outside);
+        await sleep(3000);
+        const r = await probe.stop();
+        figures.tenantSteadyPing = r;
+        expect(r.replies, JSON.stringify(r)).toBeGreaterThan(10);
+        const status = await lab.cli(['status', '--json']);
+        expect(status.code, status.stdout).toBe(0);
+      }),
+    600_000,
+  );
 
   it("the active router's host crashes: the tenant reaches the outside again, a new port still gets its lease, and after healing exactly one instance is active", async () => {
     const t = tenant;

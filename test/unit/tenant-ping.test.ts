@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bridgeName, parsePing, tapName } from '../../src/lab/tenant.js';
+import { bridgeName, ensureResource, parsePing, tapName } from '../../src/lab/tenant.js';
 
 const line = (t: number, seq: number, reply: boolean) =>
   reply
@@ -42,5 +42,46 @@ describe('the tenant ping probe', () => {
   it("names devices as Neutron's Linux bridge driver does", () => {
     expect(tapName('0b6c2f6e-1a2b-4c3d-9e8f-001122334455')).toBe('tap0b6c2f6e-1a');
     expect(bridgeName('7d1e0c55-aaaa-bbbb-cccc-001122334455')).toBe('brq7d1e0c55-aa');
+  });
+});
+
+describe('a lab Neutron resource made if missing', () => {
+  it('is not made again when found', async () => {
+    let made = 0;
+    const id = await ensureResource(
+      'router r',
+      async () => 'r1',
+      async () => {
+        made++;
+      },
+    );
+    expect(id).toBe('r1');
+    expect(made).toBe(0);
+  });
+
+  it('counts a failed create as done when the server finished it after the client gave up', async () => {
+    let looks = 0;
+    const id = await ensureResource(
+      'router r',
+      async () => (++looks >= 3 ? 'r1' : undefined),
+      async () => {
+        throw new Error('504 Gateway Time-out');
+      },
+      { timeoutMs: 2000, intervalMs: 10 },
+    );
+    expect(id).toBe('r1');
+  });
+
+  it('fails with the create error when the resource never appears', async () => {
+    await expect(
+      ensureResource(
+        'router r',
+        async () => undefined,
+        async () => {
+          throw new Error('504 Gateway Time-out');
+        },
+        { timeoutMs: 100, intervalMs: 10 },
+      ),
+    ).rejects.toThrow(/504 Gateway Time-out \(and router r never appeared\)/);
   });
 });
