@@ -78,6 +78,12 @@ export function formatResults(results: readonly ScenarioResult[]): string {
       )
       .join('; ');
     lines.push(`  SQL: ${r.sql.acknowledged} acknowledged; per node: ${perNode || 'none read'}`);
+    if (r.tenant)
+      lines.push(
+        `  tenant on ${r.tenant.host} pinging the outside through the HA router: ${r.tenant.sent} sent, ${r.tenant.lost} lost; ` +
+          `outage ${r.tenant.outageSeconds === undefined ? 'NEVER ENDED' : `${r.tenant.outageSeconds.toFixed(2)} s`}, first reply ` +
+          `${r.tenant.firstReplyAfterFaultSeconds === undefined ? 'none' : `${r.tenant.firstReplyAfterFaultSeconds.toFixed(2)} s`} after the fault`,
+      );
     lines.push(
       `  AMQP: ${r.amqp.confirmed} confirmed, ${r.amqp.notVerified ? 'NOT VERIFIED' : `${r.amqp.lost} lost`}, ${r.amqp.duplicates} duplicated, ` +
         `${r.amqp.leftInQueue ?? '?'} left in the queue, ${r.amqp.reconnects} reconnects`,

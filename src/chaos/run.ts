@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { deploy } from '../deploy/deploy.js';
+import { type DeployReport, deploy } from '../deploy/deploy.js';
 import { type Connection, connect, connectLab } from '../hosts/connect.js';
 import type { Host } from '../hosts/host.js';
 import { type LabState, labClient, readLabState } from '../lab/lab.js';
+import { CHAOS_TENANT, type PingProbe, type PingReport, readTenant, startPing } from '../lab/tenant.js';
 import type { Deployment } from '../model.js';
 import { runOpenstack } from '../ops/keystone.js';
 import { clusterProblems, clusterStatus } from '../ops/status.js';
@@ -141,6 +142,11 @@ export interface Scenario {
    * kill and never scheduled is counted as lost in flight, not as stuck (see ServerTally.lostInFlight).
    */
   readonly losesInFlightBuilds?: boolean;
+  /**
+   * The lab's chaos tenant pings the outside through its HA router during the run (every 50 ms): its outage around
+   * the fault is measured, and no reply after it is a violation.
+   */
+  readonly tenantProbe?: boolean;
   /** Injects the fault. */
   inject(ctx: ChaosContext): Promise<Injection>;
   /** Heals: what an operator would do (restart what died, power the host on, recover). */
@@ -215,6 +221,19 @@ export interface OpenstackReconciliation {
   readonly notVerified: boolean;
 }
 
+export interface TenantProbeResult {
+  /** The host the tenant's port is bound to. */
+  readonly host: string;
+  readonly sent: number;
+  readonly lost: number;
+  /** From the last reply before the fault to the first after it; undefined when none came after. */
+  readonly outageSeconds: number | undefined;
+  /** From the fault to the first reply after it. */
+  readonly firstReplyAfterFaultSeconds: number | undefined;
+  /** The longest gap between two replies anywhere in the run. */
+  readonly longestGapSeconds: number;
+}
+
 export interface ScenarioResult {
   readonly scenario: string;
   readonly profile: string;
@@ -236,6 +255,8 @@ export interface ScenarioResult {
   readonly amqp: AmqpReconciliation;
   /** What the OpenStack workloads had acknowledged, read back after healing, and what became of every server. */
   readonly openstack?: OpenstackReconciliation;
+  /** The chaos tenant's pings to the outside through the HA router (tenantProbe), around the fault. */
+  readonly tenant?: TenantProbeResult;
   /**
    * Swift replicas after healing (measureReplicas): seconds from the cluster being whole until every acknowledged
    * object was on all its primary nodes again, or undefined if that never happened within the bound; the counts at
@@ -279,7 +300,7 @@ export function chaosContext(dep: Deployment, lab: LabState, log: (m: string) =>
     log,
     host: (name) => hostOfConnection(conn, name),
     redeploy: async () => {
-      await deploy(current, { renderer: 'silent' });
+      logDeploy(log, await deploy(current, { renderer: 'silent' }));
     },
     get queueKind() {
       return queueKindOf(current);
@@ -311,13 +332,21 @@ export function connectedChaosContext(
     log,
     host: (name) => hostOfConnection(conn, name),
     redeploy: async () => {
-      await deploy(dep, { renderer: 'silent', connection: conn });
+      logDeploy(log, await deploy(dep, { renderer: 'silent', connection: conn }));
     },
     queueKind: queueKindOf(dep),
     setDeployment: () => {
       throw new Error('the deployment changed hosts: that needs a lab (scale scenarios run only in a lab)');
     },
   };
+}
+
+/** A heal's deploy in the run's log: its length and its slow steps (where a host's return spends its time). */
+function logDeploy(log: (m: string) => void, r: DeployReport): void {
+  const slow = Object.entries(r.stepSeconds)
+    .filter(([, s]) => s >= 5)
+    .map(([n, s]) => `${n} ${s.toFixed(0)} s`);
+  log(`deploy: ${r.seconds.toFixed(1)} s${slow.length > 0 ? ` (${slow.join(', ')})` : ''}`);
 }
 
 async function problemsNow(ctx: ChaosContext): Promise<string[]> {
@@ -657,6 +686,8 @@ export async function runScenario(
   };
   let countersBefore: FailoverCounters = { haproxyDowns: {}, vipTakeovers: {}, galeraConfIds: {} };
   let failovers: Failovers | undefined;
+  let tenantProbe: { host: string; probe: PingProbe } | undefined;
+  let tenantPing: PingReport | undefined;
   const loadStart = Date.now();
   try {
     let warm = false;
@@ -680,6 +711,14 @@ export async function runScenario(
     } catch (err) {
       // Nothing was injected: nothing to heal, and no fault to measure.
       failed('', err);
+    }
+    if (warm && scenario.tenantProbe) {
+      const lab = ctx.lab;
+      const t = lab ? readTenant(lab.name, CHAOS_TENANT) : undefined;
+      if (lab && t) {
+        tenantProbe = { host: t.host, probe: startPing(lab, CHAOS_TENANT, t.outside) };
+        await sleep(2000);
+      } else failed('', new Error('no chaos tenant to ping from (the scenario needs a lab tenant)'));
     }
     if (warm) {
       const called = Date.now();
@@ -744,6 +783,7 @@ export async function runScenario(
     // The load ends when the generator is told to stop: its drain starts no new operation, and a gap that ran on
     // to the drain's end would be charged to the run as steady-state jitter.
     loadEnd = Date.now();
+    tenantPing = await tenantProbe?.probe.stop(faultStart || undefined);
     // On every path out: the generator drains and exits, or is killed.
     await stopGenerator(ctx, cfg.drainMs);
   }
@@ -785,6 +825,22 @@ export async function runScenario(
       )
     : undefined;
   if (osRec?.notVerified) error ??= 'the acknowledged objects and images were not read back: not verified';
+  const tenant: TenantProbeResult | undefined =
+    tenantProbe && tenantPing
+      ? {
+          host: tenantProbe.host,
+          sent: tenantPing.sent,
+          lost: tenantPing.lost,
+          outageSeconds: tenantPing.faultGapMs === undefined ? undefined : tenantPing.faultGapMs / 1000,
+          firstReplyAfterFaultSeconds:
+            tenantPing.firstReplyAfterFaultMs === undefined
+              ? undefined
+              : tenantPing.firstReplyAfterFaultMs / 1000,
+          longestGapSeconds: tenantPing.longestGapMs / 1000,
+        }
+      : undefined;
+  if (tenant && faultStart && tenant.outageSeconds === undefined)
+    error ??= `the tenant on ${tenant.host} never reached the outside again after the fault`;
   for (const path of [opsPath(runId), finalPath(runId), loadConfigPath(runId), verdictPath(runId)])
     await client.remove(path);
   return {
@@ -812,6 +868,7 @@ export async function runScenario(
     },
     ...(osRec ? { openstack: osRec } : {}),
     ...(replicas ? { replicas } : {}),
+    ...(tenant ? { tenant } : {}),
     ...(failovers ? { failovers } : {}),
     problemsAfter,
     timeline: timeline(ops, load),

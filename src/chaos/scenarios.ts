@@ -5,6 +5,14 @@ import { isAlive } from '../hosts/proc.js';
 import { addHostToMultinode } from '../inventory/lab-inventory.js';
 import { CONFIG_FILES, loadDeployment } from '../inventory/load.js';
 import { type LabState, crashHost, hostPids, labAddHost, powerOnHost, setLink } from '../lab/lab.js';
+import {
+  CHAOS_TENANT,
+  activeRouterHost,
+  ensureTenantNetwork,
+  readTenant,
+  tenantDown,
+  tenantUp,
+} from '../lab/tenant.js';
 import { rollingRestart } from '../ops/rolling.js';
 import { type ScaleReport, removalCheck, scaleAdd, scaleRemove } from '../ops/scale.js';
 import { clusterStatus, galeraNodesOf, rabbitNodesOf } from '../ops/status.js';
@@ -430,6 +438,40 @@ function novaServiceDies(daemon: 'nova-conductor' | 'nova-scheduler'): Scenario 
   };
 }
 
+/**
+ * The chaos tenant (lab namespace on a Neutron port, behind the lab's HA router), standing on a host where the
+ * router is not active: the crash of the router's primary must not take the tenant's own host.
+ */
+async function ensureChaosTenant(ctx: ChaosContext): Promise<string> {
+  const lab = labOf(ctx);
+  const net = await ensureTenantNetwork(lab, ctx.dep);
+  const primary = await activeRouterHost(lab, net.routerId);
+  const existing = readTenant(lab.name, CHAOS_TENANT);
+  if (existing && existing.host !== primary) return net.routerId;
+  if (existing) {
+    ctx.log(`chaos tenant on ${existing.host}, where the router is active: moving it`);
+    await tenantDown(lab, ctx.dep, CHAOS_TENANT);
+  }
+  const host = hostsFor(ctx.dep, 'neutron-l3-agent').find((h) => h.name !== primary)?.name;
+  if (!host) throw new Error('no host apart from the router primary to stand the chaos tenant on');
+  const t = await tenantUp(lab, ctx.dep, { name: CHAOS_TENANT, host });
+  ctx.log(`chaos tenant up on ${t.host} (${t.leasedIp}) in ${t.seconds.toFixed(1)} s`);
+  return net.routerId;
+}
+
+/** Observes another L3 agent's keepalived taking the router's primary role from `from`. */
+function routerMoved(ctx: ChaosContext, routerId: string, from: string): () => Promise<string> {
+  const at = Date.now();
+  return async () => {
+    const to = await activeRouterHost(labOf(ctx), routerId, { timeoutMs: 30_000, except: from }).catch(
+      () => undefined,
+    );
+    return to
+      ? `router primary moved from ${from} to ${to} ${secondsSince(at)} after the fault`
+      : `NOT OBSERVED: no other host became the router's primary within 30 s`;
+  };
+}
+
 export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
   apiBackendDies('nova', 'nova-api', 'nova_api', 'Nova API and server boot'),
   apiBackendDies('placement', 'placement-api', 'placement_api', 'Placement read'),
@@ -456,6 +498,39 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
       await crashHost(labOf(ctx), victim.name);
       crashed.set(ctx.name, victim.name);
       return { target: `host ${victim.name}`, at, observe: observeAll(hostDown(ctx, victim.name, false)) };
+    },
+    heal: async (ctx) => {
+      const host = crashed.get(ctx.name);
+      if (host) await powerOnHost(labOf(ctx), host);
+      crashed.delete(ctx.name);
+      await ctx.redeploy();
+    },
+  },
+  {
+    name: 'router-host-crash',
+    needsLab: 'crash',
+    description:
+      "the host where the lab tenant's HA router is active loses power while the tenant pings the outside through it and objects are written; a standby's keepalived takes over (the tenant's outage is timed) and, after power-on, the router has one primary again and Swift every replica",
+    requires: ['neutron-l3-agent', 'swift-storage', 'swift-proxy'],
+    // The host is every role at once (see storage-host-crash): a boot in flight there is not this scenario's subject.
+    serverStreams: 0,
+    measureReplicas: true,
+    tenantProbe: true,
+    prepare: async (ctx) => {
+      routers.set(ctx.name, await ensureChaosTenant(ctx));
+    },
+    inject: async (ctx) => {
+      const routerId = routers.get(ctx.name);
+      if (!routerId) throw new Error('no chaos tenant router (prepare did not run)');
+      const victim = await activeRouterHost(labOf(ctx), routerId, { timeoutMs: 60_000 });
+      const at = Date.now();
+      await crashHost(labOf(ctx), victim);
+      crashed.set(ctx.name, victim);
+      return {
+        target: `host ${victim} (router primary)`,
+        at,
+        observe: observeAll(routerMoved(ctx, routerId, victim), hostDown(ctx, victim, false)),
+      };
     },
     heal: async (ctx) => {
       const host = crashed.get(ctx.name);
@@ -650,6 +725,8 @@ export const SCENARIOS: readonly Scenario[] = [
 
 /** Hosts a scenario took down, by lab, so its heal can bring them back. */
 const crashed = new Map<string, string>();
+/** The chaos tenant's router, by lab, found by a scenario's prepare. */
+const routers = new Map<string, string>();
 
 export function scenarioByName(name: string): Scenario {
   const s = SCENARIOS.find((x) => x.name === name);

@@ -32,6 +32,8 @@ export const TENANT_NET = {
 } as const;
 
 const TENANT_NAME = /^[a-z0-9]{1,8}$/;
+/** The tenant chaos scenarios ping the outside from (`tenantProbe`). */
+export const CHAOS_TENANT = 'chaos';
 export const tenantNs = (lab: string, name: string): string => `${lab}-tenant-${name}`;
 const tenantDir = (lab: string, name: string): string => join(labStateDir(lab), 'tenants', name);
 

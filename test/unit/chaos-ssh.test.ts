@@ -21,6 +21,7 @@ describe('scenarios that need a lab', () => {
     expect(labOnly.sort()).toEqual(
       [
         'host-partition:partition',
+        'router-host-crash:crash',
         'scale-add-under-load:spare host',
         'scale-remove-under-load:spare host',
         'storage-host-crash:crash',
