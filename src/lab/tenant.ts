@@ -66,6 +66,15 @@ async function osJson<T>(state: LabState, dep: Deployment, args: readonly string
   return JSON.parse(r.stdout) as T;
 }
 
+/** An openstack command that prints nothing on success (`router set`, `router add subnet`): they take no -f json. */
+async function osPlain(state: LabState, dep: Deployment, args: readonly string[]): Promise<void> {
+  const r = await runOpenstack(labClient(state), dep, args);
+  if (r.code !== 0)
+    throw new Error(
+      `openstack ${args.slice(0, 3).join(' ')} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' ')}`,
+    );
+}
+
 async function findId(
   state: LabState,
   dep: Deployment,
@@ -180,15 +189,13 @@ export async function ensureTenantNetwork(
       const g = (await shown()).external_gateway_info;
       return typeof g === 'object' && g?.network_id === extId ? true : undefined;
     },
-    () => os(['router', 'set', '--external-gateway', extId, routerId]),
+    // `router set` prints nothing and takes no -f json.
+    () => osPlain(state, dep, ['router', 'set', '--external-gateway', extId, routerId]),
   );
   await ensureResource(
     `the interface of router ${TENANT_NET.router} on ${TENANT_NET.subnet}`,
     async () => ((await shown()).interfaces_info ?? []).some((i) => i.subnet_id === subnetId) || undefined,
-    async () => {
-      const r = await runOpenstack(labClient(state), dep, ['router', 'add', 'subnet', routerId, subnetId]);
-      if (r.code !== 0) throw new Error(`openstack router add subnet failed: ${r.stderr.trim()}`);
-    },
+    () => osPlain(state, dep, ['router', 'add', 'subnet', routerId, subnetId]),
   );
   return { networkId: netId, routerId, outside: `${ext}.1` };
 }
