@@ -155,15 +155,17 @@ export interface Scenario {
   prepare?(ctx: ChaosContext): Promise<void>;
   /**
    * What of the lab the scenario needs besides its hosts' daemons: to crash a host (every process, the link), to cut a
-   * host's link, or a spare host to add. Over SSH there is no such lever: the scenario is refused (labRefusal).
+   * host's link, a spare host to add, or the lab tenant (a namespace on a Neutron port) whose pings it measures.
+   * Over SSH there is no such lever: the scenario is refused (labRefusal).
    */
-  readonly needsLab?: 'crash' | 'partition' | 'spare host';
+  readonly needsLab?: 'crash' | 'partition' | 'spare host' | 'tenant';
 }
 
 const NEEDS_LAB: Readonly<Record<NonNullable<Scenario['needsLab']>, string>> = {
   crash: 'it crashes a host (kills every process of it and takes its link down)',
   partition: "it cuts a host's network link",
   'spare host': 'it adds a host from the lab',
+  tenant: "it pings from the lab's tenant namespace, plugged into a Neutron port",
 };
 
 /** A host of the connection, by inventory name (both contexts look hosts up this way). */

@@ -472,6 +472,16 @@ function routerMoved(ctx: ChaosContext, routerId: string, from: string): () => P
   };
 }
 
+/** Observes that the router's primary stayed on `host` (the fault is not meant to move it). */
+function routerStayed(ctx: ChaosContext, routerId: string, host: string): () => Promise<string> {
+  return async () => {
+    const now = await activeRouterHost(labOf(ctx), routerId, { timeoutMs: 10_000 }).catch(() => undefined);
+    return now === host
+      ? `router primary still on ${host}: its keepalived outlived the agent`
+      : `NOT OBSERVED: router primary ${now ? `moved to ${now}` : 'on no single host'}, expected to stay on ${host}`;
+  };
+}
+
 export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
   apiBackendDies('nova', 'nova-api', 'nova_api', 'Nova API and server boot'),
   apiBackendDies('placement', 'placement-api', 'placement_api', 'Placement read'),
@@ -505,6 +515,29 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
       crashed.delete(ctx.name);
       await ctx.redeploy();
     },
+  },
+  {
+    name: 'l3-agent-dies',
+    needsLab: 'tenant',
+    description:
+      "kill -9 of the L3 agent beside the lab tenant's active HA router while the tenant pings the outside: the router's keepalived and the kernel's forwarding are not the agent's, so the data plane should not notice; the restarted agent adopts the router without a second primary",
+    requires: ['neutron-l3-agent'],
+    tenantProbe: true,
+    prepare: async (ctx) => {
+      routers.set(ctx.name, await ensureChaosTenant(ctx));
+    },
+    inject: async (ctx) => {
+      const routerId = routers.get(ctx.name);
+      if (!routerId) throw new Error('no chaos tenant router (prepare did not run)');
+      const host = await activeRouterHost(labOf(ctx), routerId, { timeoutMs: 60_000 });
+      const gone = await kill(ctx, host, 'neutron-l3-agent');
+      return {
+        target: `neutron-l3-agent on ${host} (router primary)`,
+        at: lastKill(ctx),
+        observe: observeAll(gone, routerStayed(ctx, routerId, host)),
+      };
+    },
+    heal: restartWhatDied,
   },
   {
     name: 'router-host-crash',

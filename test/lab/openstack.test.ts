@@ -649,15 +649,16 @@ describe('the OpenStack API tier on a 3-host lab', () => {
     await lab.cli(['openstack', '--', 'flavor', 'delete', name]);
   }, 600_000);
 
-  it("chaos: a conductor dies while servers boot; the HA router's primary host (a storage host too) crashes under load; nothing acknowledged is lost", async () => {
+  it("chaos: a conductor dies while servers boot; the L3 agent beside the active router dies; the HA router's primary host (a storage host too) crashes under load; nothing acknowledged is lost", async () => {
     const ctx = chaosContext(lab.dep, lab.state, (m) => console.log(m));
     const results: ScenarioResult[] = [];
-    // Two of the OpenStack scenarios, to keep CI within its bound: a Nova service that is not behind HAProxy dying
-    // while servers boot (RPC and the database), and the host where the tenant's router is active crashing while
+    // Three of the OpenStack scenarios, to keep CI within its bound: a Nova service that is not behind HAProxy dying
+    // while servers boot (RPC and the database), the L3 agent beside the active router killed (its keepalived must
+    // keep the router where it is), and the host where the tenant's router is active crashing while
     // the tenant pings the outside and objects are written: keepalived's failover as the tenant sees it, every API
     // backend on that host lost at once, and Swift's replica restore timed. The API-backend scenarios run the
     // mechanism Keystone's test already proves; all of them run with `stackha chaos run` (docs/openstack.md).
-    const names = ['nova-conductor-dies', 'router-host-crash'];
+    const names = ['nova-conductor-dies', 'l3-agent-dies', 'router-host-crash'];
     for (const n of names) expect(OPENSTACK_SCENARIOS.map((s) => s.name)).toContain(n);
     const routerId = tenant?.routerId;
     if (!routerId) throw new Error('no chaos tenant: the tenant test failed');
@@ -692,6 +693,12 @@ describe('the OpenStack API tier on a 3-host lab', () => {
     // The tenant reached the outside again through another host's router, and was cut for a bounded time.
     expect(crash?.tenant?.outageSeconds, JSON.stringify(crash?.tenant)).toBeDefined();
     expect(crash?.evidence.some((e) => e.startsWith('router primary moved from'))).toBe(true);
+    const agent = results.find((r) => r.scenario === 'l3-agent-dies');
+    expect(agent?.tenant?.outageSeconds, JSON.stringify(agent?.tenant)).toBeDefined();
+    expect(
+      agent?.evidence.some((e) => e.startsWith('router primary still on')),
+      agent?.evidence.join('; '),
+    ).toBe(true);
     const boots = results.find((r) => r.scenario === 'nova-conductor-dies')?.openstack?.servers;
     expect(boots?.booted).toBeGreaterThan(0);
     // One killed conductor holds at most one build per boot stream (serverStreams) when it dies.

@@ -21,6 +21,7 @@ describe('scenarios that need a lab', () => {
     expect(labOnly.sort()).toEqual(
       [
         'host-partition:partition',
+        'l3-agent-dies:tenant',
         'router-host-crash:crash',
         'scale-add-under-load:spare host',
         'scale-remove-under-load:spare host',
