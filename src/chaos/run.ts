@@ -12,6 +12,7 @@ import type { LoadConfig, LoadFinal, OpenstackLoad, OpenstackVerdict } from '../
 import { GLANCE_PORT } from '../services/glance/glance.js';
 import { KEYSTONE_ADMIN, KEYSTONE_PORT, keystoneEnabled } from '../services/keystone/keystone.js';
 import { memcachedServers } from '../services/memcached/memcached.js';
+import { NEUTRON_PORT } from '../services/neutron/neutron.js';
 import { NOVA_API_PORT } from '../services/nova/conf.js';
 import { PLACEMENT_PORT } from '../services/placement/placement.js';
 import { PROBE_API_PORT, probeApiEnabled } from '../services/probe-api/probe-api.js';
@@ -438,11 +439,13 @@ async function chaosFixtures(ctx: ChaosContext): Promise<{ flavorId: string; ima
 async function openstackLoad(ctx: ChaosContext, scenario: Scenario): Promise<OpenstackLoad | undefined> {
   const vip = ctx.dep.globals.internalVip;
   const on = (s: string) => hostsFor(ctx.dep, s).length > 0;
-  if (!on('nova') && !on('glance') && !on('swift-proxy') && !on('placement')) return undefined;
+  if (!on('nova') && !on('glance') && !on('swift-proxy') && !on('placement') && !on('neutron'))
+    return undefined;
   const fixtures = on('nova') && on('nova-compute') && on('glance') ? await chaosFixtures(ctx) : undefined;
   return {
     ...(on('nova') ? { novaUrl: `http://${vip}:${NOVA_API_PORT}/v2.1` } : {}),
     ...(on('placement') ? { placementUrl: `http://${vip}:${PLACEMENT_PORT}` } : {}),
+    ...(on('neutron') ? { neutronUrl: `http://${vip}:${NEUTRON_PORT}` } : {}),
     ...(on('glance') ? { glanceUrl: `http://${vip}:${GLANCE_PORT}` } : {}),
     ...(on('swift-proxy') ? { swiftUrl: `http://${vip}:${SWIFT_PROXY_PORT}/v1` } : {}),
     ...(fixtures ?? {}),

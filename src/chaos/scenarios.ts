@@ -485,6 +485,7 @@ function routerStayed(ctx: ChaosContext, routerId: string, host: string): () => 
 export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
   apiBackendDies('nova', 'nova-api', 'nova_api', 'Nova API and server boot'),
   apiBackendDies('placement', 'placement-api', 'placement_api', 'Placement read'),
+  apiBackendDies('neutron', 'neutron-server', 'neutron_server', 'Neutron API read'),
   apiBackendDies('glance', 'glance-api', 'glance_api', 'image upload and download'),
   apiBackendDies('swift-proxy', 'swift-proxy-server', 'swift_api', 'object PUT and GET'),
   novaServiceDies('nova-conductor'),

@@ -9,7 +9,8 @@
 //         (GET /v3/auth/tokens), else the lab's probe API
 //   tok   with Keystone deployed, a password token issue through the VIP, at a lower rate (it hashes a password)
 // and with the OpenStack tier deployed, what its users do through the VIP with the admin's token:
-//   nova, plc, glance, swift   a read of each API (server list, resource providers, image list, account HEAD)
+//   nova, plc, neu, glance, swift   a read of each API (server list, resource providers, networks, image list,
+//         account HEAD)
 //   obj   a Swift object PUT with its md5 as ETag, then a GET compared with it; acknowledged objects are kept
 //   img   a Glance image created, uploaded, its checksum checked, downloaded and compared
 //   srv   a Nova server created and followed to ACTIVE (or ERROR, or stuck), then deleted and followed until gone
@@ -59,6 +60,8 @@ export interface OpenstackLoad {
   /** e.g. http://VIP:8774/v2.1 */
   readonly novaUrl?: string;
   readonly placementUrl?: string;
+  /** e.g. http://VIP:9696 */
+  readonly neutronUrl?: string;
   readonly glanceUrl?: string;
   /** The proxy on the VIP, e.g. http://VIP:8080/v1 (the account comes from the token's project). */
   readonly swiftUrl?: string;
@@ -103,6 +106,7 @@ export interface OpRecord {
     | 'tok'
     | 'nova'
     | 'plc'
+    | 'neu'
     | 'glance'
     | 'swift'
     | 'obj'
@@ -750,6 +754,7 @@ function openstackProducers(o: OpenstackLoad): Promise<void>[] {
   const out: Promise<void>[] = [];
   if (o.novaUrl) out.push(apiReader('nova', `${o.novaUrl}/servers?limit=1`));
   if (o.placementUrl) out.push(apiReader('plc', `${o.placementUrl}/resource_providers`));
+  if (o.neutronUrl) out.push(apiReader('neu', `${o.neutronUrl}/v2.0/networks?limit=1`));
   if (o.glanceUrl) {
     out.push(apiReader('glance', `${o.glanceUrl}/v2/images?limit=1`));
     out.push(imageWorkload(o));
