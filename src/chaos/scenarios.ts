@@ -8,6 +8,7 @@ import { type LabState, crashHost, hostPids, labAddHost, powerOnHost, setLink } 
 import {
   CHAOS_TENANT,
   activeRouterHost,
+  dhcpHostsOf,
   ensureTenantNetwork,
   readTenant,
   tenantDown,
@@ -442,12 +443,12 @@ function novaServiceDies(daemon: 'nova-conductor' | 'nova-scheduler'): Scenario 
  * The chaos tenant (lab namespace on a Neutron port, behind the lab's HA router), standing on a host where the
  * router is not active: the crash of the router's primary must not take the tenant's own host.
  */
-async function ensureChaosTenant(ctx: ChaosContext): Promise<string> {
+async function ensureChaosTenant(ctx: ChaosContext): Promise<{ routerId: string; networkId: string }> {
   const lab = labOf(ctx);
   const net = await ensureTenantNetwork(lab, ctx.dep);
   const primary = await activeRouterHost(lab, net.routerId);
   const existing = readTenant(lab.name, CHAOS_TENANT);
-  if (existing && existing.host !== primary) return net.routerId;
+  if (existing && existing.host !== primary) return net;
   if (existing) {
     ctx.log(`chaos tenant on ${existing.host}, where the router is active: moving it`);
     await tenantDown(lab, ctx.dep, CHAOS_TENANT);
@@ -456,7 +457,46 @@ async function ensureChaosTenant(ctx: ChaosContext): Promise<string> {
   if (!host) throw new Error('no host apart from the router primary to stand the chaos tenant on');
   const t = await tenantUp(lab, ctx.dep, { name: CHAOS_TENANT, host });
   ctx.log(`chaos tenant up on ${t.host} (${t.leasedIp}) in ${t.seconds.toFixed(1)} s`);
-  return net.routerId;
+  return net;
+}
+
+/**
+ * The DHCP host a DHCP fault takes down: never the tenant's own host (its probe must go on), and not the router's
+ * primary when another will do (the router's failover is router-host-crash's subject). Pure.
+ */
+export function dhcpVictim(dhcpHosts: readonly string[], tenantHost: string, routerPrimary: string): string {
+  const candidates = dhcpHosts.filter((h) => h !== tenantHost);
+  const victim = candidates.find((h) => h !== routerPrimary) ?? candidates[0];
+  if (!victim || dhcpHosts.length < 2)
+    throw new Error(
+      `the tenant network is served by DHCP agents on ${dhcpHosts.join(', ') || 'no host'}: a DHCP fault needs two, one of them off the tenant's host (${tenantHost})`,
+    );
+  return victim;
+}
+
+/**
+ * Observes new ports, one per host in `hosts` plugged at once while `down` is off, each going ACTIVE (its host's
+ * agent bound it over RPC) and leasing its address from a dnsmasq; the lab tenants `lease1`.. stand for the servers.
+ */
+function newPortsLease(ctx: ChaosContext, hosts: readonly string[], down: string): () => Promise<string[]> {
+  return async () => {
+    const lab = labOf(ctx);
+    return Promise.all(
+      hosts.map(async (host, i) => {
+        const name = `lease${i + 1}`;
+        try {
+          const t = await tenantUp(lab, ctx.dep, { name, host });
+          return `a new port on ${host} ACTIVE, leased ${t.leasedIp} in ${t.seconds.toFixed(1)} s with ${down} down`;
+        } catch (err) {
+          return `NOT OBSERVED: a new port on ${host} did not go ACTIVE with a lease while ${down} was down: ${err instanceof Error ? err.message : String(err)}`;
+        } finally {
+          await tenantDown(lab, ctx.dep, name).catch((err: unknown) =>
+            ctx.log(`lab tenant ${name} not removed: ${err instanceof Error ? err.message : String(err)}`),
+          );
+        }
+      }),
+    );
+  };
 }
 
 /** Observes another L3 agent's keepalived taking the router's primary role from `from`. */
@@ -525,7 +565,7 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
     requires: ['neutron-l3-agent'],
     tenantProbe: true,
     prepare: async (ctx) => {
-      routers.set(ctx.name, await ensureChaosTenant(ctx));
+      routers.set(ctx.name, (await ensureChaosTenant(ctx)).routerId);
     },
     inject: async (ctx) => {
       const routerId = routers.get(ctx.name);
@@ -541,6 +581,75 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
     heal: restartWhatDied,
   },
   {
+    name: 'rabbitmq-dies-during-ports',
+    needsLab: 'tenant',
+    description:
+      'kill -9 of the RabbitMQ node leading the chaos queue while a new port is plugged on every host at once: each must go ACTIVE and lease its address (the agents and neutron-server reconnect to the other brokers), none stuck DOWN or BUILD',
+    requires: ['neutron-linuxbridge-agent', 'neutron-dhcp-agent', 'rabbitmq'],
+    serverStreams: 0,
+    tenantProbe: true,
+    prepare: async (ctx) => {
+      routers.set(ctx.name, (await ensureChaosTenant(ctx)).routerId);
+    },
+    inject: async (ctx) => {
+      const leader = await queueLeader(ctx);
+      const gone = await kill(ctx, leader, 'rabbitmq');
+      const hosts = hostsFor(ctx.dep, 'neutron-linuxbridge-agent').map((h) => h.name);
+      return {
+        target: `rabbitmq on ${leader}`,
+        at: lastKill(ctx),
+        observe: async () => [
+          ...(await observeAll(gone)()),
+          ...(await newPortsLease(ctx, hosts, `rabbitmq on ${leader}`)()),
+        ],
+      };
+    },
+    heal: restartWhatDied,
+  },
+  {
+    name: 'dhcp-host-crash',
+    needsLab: 'crash',
+    description:
+      "a host whose DHCP agent serves the lab tenant's network loses power (not the tenant's host, and not the router's primary when another will do); a new port plugged meanwhile still leases its address from the other agent's dnsmasq; powered on and redeployed",
+    requires: ['neutron-dhcp-agent', 'neutron-l3-agent'],
+    serverStreams: 0,
+    tenantProbe: true,
+    // Plugging a port and leasing its address takes tens of seconds on a busy machine: the observation sets the hold.
+    holdMs: 20_000,
+    prepare: async (ctx) => {
+      const net = await ensureChaosTenant(ctx);
+      routers.set(ctx.name, net.routerId);
+      networks.set(ctx.name, net.networkId);
+    },
+    inject: async (ctx) => {
+      const lab = labOf(ctx);
+      const networkId = networks.get(ctx.name);
+      const routerId = routers.get(ctx.name);
+      const tenant = readTenant(lab.name, CHAOS_TENANT);
+      if (!networkId || !routerId || !tenant) throw new Error('no chaos tenant (prepare did not run)');
+      const dhcp = await dhcpHostsOf(lab, ctx.dep, networkId);
+      const primary = await activeRouterHost(lab, routerId, { timeoutMs: 60_000 });
+      const victim = dhcpVictim(dhcp, tenant.host, primary);
+      const at = Date.now();
+      await crashHost(lab, victim);
+      crashed.set(ctx.name, victim);
+      return {
+        target: `host ${victim} (DHCP agent of the tenant network${victim === primary ? ', router primary' : ''})`,
+        at,
+        observe: async () => [
+          ...(await observeAll(hostDown(ctx, victim, false))()),
+          ...(await newPortsLease(ctx, [tenant.host], `host ${victim}`)()),
+        ],
+      };
+    },
+    heal: async (ctx) => {
+      const host = crashed.get(ctx.name);
+      if (host) await powerOnHost(labOf(ctx), host);
+      crashed.delete(ctx.name);
+      await ctx.redeploy();
+    },
+  },
+  {
     name: 'router-host-crash',
     needsLab: 'crash',
     description:
@@ -551,7 +660,7 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
     measureReplicas: true,
     tenantProbe: true,
     prepare: async (ctx) => {
-      routers.set(ctx.name, await ensureChaosTenant(ctx));
+      routers.set(ctx.name, (await ensureChaosTenant(ctx)).routerId);
     },
     inject: async (ctx) => {
       const routerId = routers.get(ctx.name);
@@ -759,8 +868,9 @@ export const SCENARIOS: readonly Scenario[] = [
 
 /** Hosts a scenario took down, by lab, so its heal can bring them back. */
 const crashed = new Map<string, string>();
-/** The chaos tenant's router, by lab, found by a scenario's prepare. */
+/** The chaos tenant's router and network, by lab, found by a scenario's prepare. */
 const routers = new Map<string, string>();
+const networks = new Map<string, string>();
 
 export function scenarioByName(name: string): Scenario {
   const s = SCENARIOS.find((x) => x.name === name);

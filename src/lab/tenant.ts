@@ -200,6 +200,18 @@ export async function ensureTenantNetwork(
   return { networkId: netId, routerId, outside: `${ext}.1` };
 }
 
+/** The hosts whose DHCP agents Neutron scheduled the network on (alive or not), from `network agent list --network`. */
+export async function dhcpHostsOf(state: LabState, dep: Deployment, networkId: string): Promise<string[]> {
+  const agents = await osJson<{ Host: string; 'Agent Type': string }[]>(state, dep, [
+    'network',
+    'agent',
+    'list',
+    '--network',
+    networkId,
+  ]);
+  return agents.filter((a) => a['Agent Type'] === 'DHCP agent').map((a) => a.Host);
+}
+
 /** Per host, this router's state in its namespaces (active, standby, orphaned), for the hosts that answered. */
 export async function routerStates(state: LabState, routerId: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};

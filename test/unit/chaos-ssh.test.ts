@@ -1,10 +1,10 @@
 // The chaos suite over SSH: which scenarios need a lab (and are refused without one, every one named at once), what
-// `all` means without a lab, and which client the load runs on.
+// `all` means without a lab, which client the load runs on, and which host a DHCP fault takes down.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { labRefusal } from '../../src/chaos/run.js';
-import { SCENARIOS, scenarioByName } from '../../src/chaos/scenarios.js';
+import { SCENARIOS, dhcpVictim, scenarioByName } from '../../src/chaos/scenarios.js';
 import { clientChoice, expand } from '../../src/cli/chaos.js';
 import { buildDeployment } from '../../src/inventory/load.js';
 
@@ -21,7 +21,9 @@ describe('scenarios that need a lab', () => {
     expect(labOnly.sort()).toEqual(
       [
         'host-partition:partition',
+        'dhcp-host-crash:crash',
         'l3-agent-dies:tenant',
+        'rabbitmq-dies-during-ports:tenant',
         'router-host-crash:crash',
         'scale-add-under-load:spare host',
         'scale-remove-under-load:spare host',
@@ -75,5 +77,19 @@ describe('scenarios that need a lab', () => {
     );
     expect(() => clientChoice('lab', ['ctl1'])).toThrow(/ctl1 is reached over SSH/);
     expect(() => clientChoice('elsewhere', [])).toThrow(/--client: lab .* or local/);
+  });
+});
+
+describe('the DHCP host a DHCP fault takes down', () => {
+  it("is never the tenant's own host, and not the router's primary when another DHCP host will do", () => {
+    expect(dhcpVictim(['ctl1', 'ctl2'], 'ctl1', 'ctl3')).toBe('ctl2');
+    expect(dhcpVictim(['ctl2', 'ctl3'], 'ctl1', 'ctl2')).toBe('ctl3');
+    // Only the primary is left off the tenant's host: it is taken (the tenant then sees the router fail over too).
+    expect(dhcpVictim(['ctl1', 'ctl2'], 'ctl1', 'ctl2')).toBe('ctl2');
+  });
+  it('refuses a network served by one agent, or only from the tenant host', () => {
+    expect(() => dhcpVictim(['ctl2'], 'ctl1', 'ctl3')).toThrow(/needs two/);
+    expect(() => dhcpVictim(['ctl1'], 'ctl1', 'ctl3')).toThrow(/needs two.*\(ctl1\)/);
+    expect(() => dhcpVictim([], 'ctl1', 'ctl3')).toThrow(/no host/);
   });
 });
