@@ -229,6 +229,14 @@ function observeAll(...observations: (() => Promise<string>)[]): () => Promise<s
 
 const restartWhatDied = async (ctx: ChaosContext): Promise<void> => ctx.redeploy();
 
+/** Heals a host crash as an operator would: power the host on, then deploy (it starts what the host lost). */
+async function powerOnAndRedeploy(ctx: ChaosContext): Promise<void> {
+  const host = crashed.get(ctx.name);
+  if (host) await powerOnHost(labOf(ctx), host);
+  crashed.delete(ctx.name);
+  await ctx.redeploy();
+}
+
 /** The last scale or rolling operation a scenario ran, by lab: its duration and phases, for reports. */
 export interface ScaleOperation {
   readonly operation: string;
@@ -550,12 +558,7 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
       crashed.set(ctx.name, victim.name);
       return { target: `host ${victim.name}`, at, observe: observeAll(hostDown(ctx, victim.name, false)) };
     },
-    heal: async (ctx) => {
-      const host = crashed.get(ctx.name);
-      if (host) await powerOnHost(labOf(ctx), host);
-      crashed.delete(ctx.name);
-      await ctx.redeploy();
-    },
+    heal: powerOnAndRedeploy,
   },
   {
     name: 'l3-agent-dies',
@@ -584,7 +587,7 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
     name: 'rabbitmq-dies-during-ports',
     needsLab: 'tenant',
     description:
-      'kill -9 of the RabbitMQ node leading the chaos queue while a new port is plugged on every host at once: each must go ACTIVE and lease its address (the agents and neutron-server reconnect to the other brokers), none stuck DOWN or BUILD',
+      'kill -9 of the RabbitMQ node leading the chaos queue, then, with it down, a new port plugged on every host at once: each must go ACTIVE and lease its address (the agents and neutron-server reconnect to the other brokers), none stuck DOWN or BUILD',
     requires: ['neutron-linuxbridge-agent', 'neutron-dhcp-agent', 'rabbitmq'],
     serverStreams: 0,
     tenantProbe: true,
@@ -642,12 +645,7 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
         ],
       };
     },
-    heal: async (ctx) => {
-      const host = crashed.get(ctx.name);
-      if (host) await powerOnHost(labOf(ctx), host);
-      crashed.delete(ctx.name);
-      await ctx.redeploy();
-    },
+    heal: powerOnAndRedeploy,
   },
   {
     name: 'router-host-crash',
@@ -675,12 +673,7 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
         observe: observeAll(routerMoved(ctx, routerId, victim), hostDown(ctx, victim, false)),
       };
     },
-    heal: async (ctx) => {
-      const host = crashed.get(ctx.name);
-      if (host) await powerOnHost(labOf(ctx), host);
-      crashed.delete(ctx.name);
-      await ctx.redeploy();
-    },
+    heal: powerOnAndRedeploy,
   },
 ];
 
@@ -762,12 +755,7 @@ export const SCENARIOS: readonly Scenario[] = [
         observe: observeAll(hostDown(ctx, holder, false), vipMoved(ctx, holder)),
       };
     },
-    heal: async (ctx) => {
-      const host = crashed.get(ctx.name);
-      if (host) await powerOnHost(labOf(ctx), host);
-      crashed.delete(ctx.name);
-      await ctx.redeploy();
-    },
+    heal: powerOnAndRedeploy,
   },
   {
     name: 'host-partition',
