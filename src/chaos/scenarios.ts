@@ -468,6 +468,20 @@ async function ensureChaosTenant(ctx: ChaosContext): Promise<{ routerId: string;
   return net;
 }
 
+/** A tenant scenario's prepare: the chaos tenant up, its router and network kept for the injection. */
+async function prepareChaosTenant(ctx: ChaosContext): Promise<void> {
+  const net = await ensureChaosTenant(ctx);
+  routers.set(ctx.name, net.routerId);
+  networks.set(ctx.name, net.networkId);
+}
+
+/** The chaos tenant's router (found by prepareChaosTenant) and the host where it is active now. */
+async function chaosRouterPrimary(ctx: ChaosContext): Promise<{ routerId: string; primary: string }> {
+  const routerId = routers.get(ctx.name);
+  if (!routerId) throw new Error('no chaos tenant router (prepare did not run)');
+  return { routerId, primary: await activeRouterHost(labOf(ctx), routerId, { timeoutMs: 60_000 }) };
+}
+
 /**
  * The DHCP host a DHCP fault takes down: never the tenant's own host (its probe must go on), and not the router's
  * primary when another will do (the router's failover is router-host-crash's subject). Pure.
@@ -567,13 +581,9 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
       "kill -9 of the L3 agent beside the lab tenant's active HA router while the tenant pings the outside: the router's keepalived and the kernel's forwarding are not the agent's, so the data plane should not notice; the restarted agent adopts the router without a second primary",
     requires: ['neutron-l3-agent'],
     tenantProbe: true,
-    prepare: async (ctx) => {
-      routers.set(ctx.name, (await ensureChaosTenant(ctx)).routerId);
-    },
+    prepare: prepareChaosTenant,
     inject: async (ctx) => {
-      const routerId = routers.get(ctx.name);
-      if (!routerId) throw new Error('no chaos tenant router (prepare did not run)');
-      const host = await activeRouterHost(labOf(ctx), routerId, { timeoutMs: 60_000 });
+      const { routerId, primary: host } = await chaosRouterPrimary(ctx);
       const gone = await kill(ctx, host, 'neutron-l3-agent');
       return {
         target: `neutron-l3-agent on ${host} (router primary)`,
@@ -591,9 +601,7 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
     requires: ['neutron-linuxbridge-agent', 'neutron-dhcp-agent', 'rabbitmq'],
     serverStreams: 0,
     tenantProbe: true,
-    prepare: async (ctx) => {
-      routers.set(ctx.name, (await ensureChaosTenant(ctx)).routerId);
-    },
+    prepare: prepareChaosTenant,
     inject: async (ctx) => {
       const leader = await queueLeader(ctx);
       const gone = await kill(ctx, leader, 'rabbitmq');
@@ -619,19 +627,14 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
     tenantProbe: true,
     // Plugging a port and leasing its address takes tens of seconds on a busy machine: the observation sets the hold.
     holdMs: 20_000,
-    prepare: async (ctx) => {
-      const net = await ensureChaosTenant(ctx);
-      routers.set(ctx.name, net.routerId);
-      networks.set(ctx.name, net.networkId);
-    },
+    prepare: prepareChaosTenant,
     inject: async (ctx) => {
       const lab = labOf(ctx);
       const networkId = networks.get(ctx.name);
-      const routerId = routers.get(ctx.name);
       const tenant = readTenant(lab.name, CHAOS_TENANT);
-      if (!networkId || !routerId || !tenant) throw new Error('no chaos tenant (prepare did not run)');
+      if (!networkId || !tenant) throw new Error('no chaos tenant (prepare did not run)');
       const dhcp = await dhcpHostsOf(lab, ctx.dep, networkId);
-      const primary = await activeRouterHost(lab, routerId, { timeoutMs: 60_000 });
+      const { primary } = await chaosRouterPrimary(ctx);
       const victim = dhcpVictim(dhcp, tenant.host, primary);
       const at = Date.now();
       await crashHost(lab, victim);
@@ -657,13 +660,9 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
     serverStreams: 0,
     measureReplicas: true,
     tenantProbe: true,
-    prepare: async (ctx) => {
-      routers.set(ctx.name, (await ensureChaosTenant(ctx)).routerId);
-    },
+    prepare: prepareChaosTenant,
     inject: async (ctx) => {
-      const routerId = routers.get(ctx.name);
-      if (!routerId) throw new Error('no chaos tenant router (prepare did not run)');
-      const victim = await activeRouterHost(labOf(ctx), routerId, { timeoutMs: 60_000 });
+      const { routerId, primary: victim } = await chaosRouterPrimary(ctx);
       const at = Date.now();
       await crashHost(labOf(ctx), victim);
       crashed.set(ctx.name, victim);
