@@ -344,6 +344,8 @@ export function connectedChaosContext(
   };
 }
 
+const seconds = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : ms / 1000);
+
 /** A heal's deploy in the run's log: its length and its slow steps (where a host's return spends its time). */
 function logDeploy(log: (m: string) => void, r: DeployReport): void {
   const slow = Object.entries(r.stepSeconds)
@@ -836,11 +838,8 @@ export async function runScenario(
           host: tenantProbe.host,
           sent: tenantPing.sent,
           lost: tenantPing.lost,
-          outageSeconds: tenantPing.faultGapMs === undefined ? undefined : tenantPing.faultGapMs / 1000,
-          firstReplyAfterFaultSeconds:
-            tenantPing.firstReplyAfterFaultMs === undefined
-              ? undefined
-              : tenantPing.firstReplyAfterFaultMs / 1000,
+          outageSeconds: seconds(tenantPing.faultGapMs),
+          firstReplyAfterFaultSeconds: seconds(tenantPing.firstReplyAfterFaultMs),
           longestGapSeconds: tenantPing.longestGapMs / 1000,
         }
       : undefined;

@@ -7,6 +7,7 @@ import { CONFIG_FILES, loadDeployment } from '../inventory/load.js';
 import { type LabState, crashHost, hostPids, labAddHost, powerOnHost, setLink } from '../lab/lab.js';
 import {
   CHAOS_TENANT,
+  type TenantNetwork,
   activeRouterHost,
   dhcpHostsOf,
   ensureTenantNetwork,
@@ -451,7 +452,7 @@ function novaServiceDies(daemon: 'nova-conductor' | 'nova-scheduler'): Scenario 
  * The chaos tenant (lab namespace on a Neutron port, behind the lab's HA router), standing on a host where the
  * router is not active: the crash of the router's primary must not take the tenant's own host.
  */
-async function ensureChaosTenant(ctx: ChaosContext): Promise<{ routerId: string; networkId: string }> {
+async function ensureChaosTenant(ctx: ChaosContext): Promise<TenantNetwork> {
   const lab = labOf(ctx);
   const net = await ensureTenantNetwork(lab, ctx.dep);
   const primary = await activeRouterHost(lab, net.routerId);
@@ -470,15 +471,19 @@ async function ensureChaosTenant(ctx: ChaosContext): Promise<{ routerId: string;
 
 /** A tenant scenario's prepare: the chaos tenant up, its router and network kept for the injection. */
 async function prepareChaosTenant(ctx: ChaosContext): Promise<void> {
-  const net = await ensureChaosTenant(ctx);
-  routers.set(ctx.name, net.routerId);
-  networks.set(ctx.name, net.networkId);
+  chaosNetworks.set(ctx.name, await ensureChaosTenant(ctx));
+}
+
+/** The chaos tenant's network and router, found by prepareChaosTenant. */
+function chaosNetwork(ctx: ChaosContext): TenantNetwork {
+  const net = chaosNetworks.get(ctx.name);
+  if (!net) throw new Error('no chaos tenant network (prepare did not run)');
+  return net;
 }
 
 /** The chaos tenant's router (found by prepareChaosTenant) and the host where it is active now. */
 async function chaosRouterPrimary(ctx: ChaosContext): Promise<{ routerId: string; primary: string }> {
-  const routerId = routers.get(ctx.name);
-  if (!routerId) throw new Error('no chaos tenant router (prepare did not run)');
+  const { routerId } = chaosNetwork(ctx);
   return { routerId, primary: await activeRouterHost(labOf(ctx), routerId, { timeoutMs: 60_000 }) };
 }
 
@@ -507,7 +512,7 @@ function newPortsLease(ctx: ChaosContext, hosts: readonly string[], down: string
       hosts.map(async (host, i) => {
         const name = `lease${i + 1}`;
         try {
-          const t = await tenantUp(lab, ctx.dep, { name, host });
+          const t = await tenantUp(lab, ctx.dep, { name, host, network: chaosNetwork(ctx) });
           return `a new port on ${host} ACTIVE, leased ${t.leasedIp} in ${t.seconds.toFixed(1)} s with ${down} down`;
         } catch (err) {
           return `NOT OBSERVED: a new port on ${host} did not go ACTIVE with a lease while ${down} was down: ${err instanceof Error ? err.message : String(err)}`;
@@ -630,10 +635,9 @@ export const OPENSTACK_SCENARIOS: readonly Scenario[] = [
     prepare: prepareChaosTenant,
     inject: async (ctx) => {
       const lab = labOf(ctx);
-      const networkId = networks.get(ctx.name);
       const tenant = readTenant(lab.name, CHAOS_TENANT);
-      if (!networkId || !tenant) throw new Error('no chaos tenant (prepare did not run)');
-      const dhcp = await dhcpHostsOf(lab, ctx.dep, networkId);
+      if (!tenant) throw new Error('no chaos tenant (prepare did not run)');
+      const dhcp = await dhcpHostsOf(lab, ctx.dep, chaosNetwork(ctx).networkId);
       const { primary } = await chaosRouterPrimary(ctx);
       const victim = dhcpVictim(dhcp, tenant.host, primary);
       const at = Date.now();
@@ -855,9 +859,8 @@ export const SCENARIOS: readonly Scenario[] = [
 
 /** Hosts a scenario took down, by lab, so its heal can bring them back. */
 const crashed = new Map<string, string>();
-/** The chaos tenant's router and network, by lab, found by a scenario's prepare. */
-const routers = new Map<string, string>();
-const networks = new Map<string, string>();
+/** The chaos tenant's network and router, by lab, found by a scenario's prepare. */
+const chaosNetworks = new Map<string, TenantNetwork>();
 
 export function scenarioByName(name: string): Scenario {
   const s = SCENARIOS.find((x) => x.name === name);

@@ -57,22 +57,21 @@ export interface TenantInfo {
   readonly seconds: number;
 }
 
-async function osJson<T>(state: LabState, dep: Deployment, args: readonly string[]): Promise<T> {
-  const r = await runOpenstack(labClient(state), dep, [...args, '-f', 'json']);
-  if (r.code !== 0)
-    throw new Error(
-      `openstack ${args.slice(0, 3).join(' ')} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' ')}`,
-    );
-  return JSON.parse(r.stdout) as T;
-}
-
-/** An openstack command that prints nothing on success (`router set`, `router add subnet`): they take no -f json. */
-async function osPlain(state: LabState, dep: Deployment, args: readonly string[]): Promise<void> {
+/**
+ * An openstack command in the lab's client; its stdout, or an error naming the command and the end of its stderr.
+ * `router set` and `router add subnet` print nothing and take no -f json: they run through this directly.
+ */
+async function osPlain(state: LabState, dep: Deployment, args: readonly string[]): Promise<string> {
   const r = await runOpenstack(labClient(state), dep, args);
   if (r.code !== 0)
     throw new Error(
       `openstack ${args.slice(0, 3).join(' ')} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' ')}`,
     );
+  return r.stdout;
+}
+
+async function osJson<T>(state: LabState, dep: Deployment, args: readonly string[]): Promise<T> {
+  return JSON.parse(await osPlain(state, dep, [...args, '-f', 'json'])) as T;
 }
 
 async function findId(
@@ -124,10 +123,14 @@ interface RouterShown {
  * network, and an HA router between them (Neutron makes every router HA: l3_ha). Each piece is made once, in
  * small steps (router, then its gateway, then its interface) so that a slow step is found done on a re-run.
  */
-export async function ensureTenantNetwork(
-  state: LabState,
-  dep: Deployment,
-): Promise<{ networkId: string; routerId: string; outside: string }> {
+export interface TenantNetwork {
+  readonly networkId: string;
+  readonly routerId: string;
+  /** The outside namespace's address. */
+  readonly outside: string;
+}
+
+export async function ensureTenantNetwork(state: LabState, dep: Deployment): Promise<TenantNetwork> {
   const ext = externalPrefix(state.prefix);
   if (!ext)
     throw new Error(
@@ -268,12 +271,13 @@ async function inNs(ns: string, argv: readonly string[], timeoutMs = 15_000): Pr
 export async function tenantUp(
   state: LabState,
   dep: Deployment,
-  opts: { name: string; host?: string; portId?: string },
+  opts: { name: string; host?: string; portId?: string; network?: TenantNetwork },
 ): Promise<TenantInfo> {
   const started = Date.now();
   if (!TENANT_NAME.test(opts.name))
     throw new Error(`tenant name ${opts.name}: 1 to 8 lowercase letters or digits`);
-  const net = await ensureTenantNetwork(state, dep);
+  // A caller that has just ensured the network (a chaos scenario plugging ports during a fault) passes it on.
+  const net = opts.network ?? (await ensureTenantNetwork(state, dep));
   const portName = `stackha-${state.name}-${opts.name}`;
   let portId = opts.portId;
   if (!portId) {
